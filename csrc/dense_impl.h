@@ -1,0 +1,178 @@
+/*
+ * dense_impl.h - matrix products, the dense layer's forward and backward pass
+ * and the MSE loss, written once and expanded per dtype by dense.c.
+ * Needs T (element type), S (suffix), FO_EXP_FN, FO_TANH_FN and FO_BLAS_GEMM
+ * (the cblas_?gemm of that dtype, or undefined for no BLAS).
+ */
+#define FO_CAT_(a, b) a##_##b
+#define FO_CAT(a, b) FO_CAT_(a, b)
+#define FO_FN(name) FO_CAT(name, S)
+
+/* dot product with 8 independent partial sums (vectorizes without -ffast-math) */
+FO_INLINE T FO_FN(fo_dot)(const T *restrict a, const T *restrict b, size_t n)
+{
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += a[i + k] * b[i + k];
+    for (; i < n; i++)
+        acc[0] += a[i] * b[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major, contiguous.
+ * op(A) is (M,K): A is stored (M,K), or (K,M) if ta.  op(B) is (K,N): B is
+ * stored (K,N), or (N,K) if tb.  beta == 0 overwrites C (NaN in C is not read). */
+void FO_FN(fo_gemm_naive)(int ta, int tb, size_t M, size_t N, size_t K, T alpha,
+                          const T *restrict A, const T *restrict B, T beta, T *restrict C)
+{
+    for (size_t i = 0; i < M; i++) {
+        T *restrict c = C + i * N;
+        if (beta == 0)
+            for (size_t j = 0; j < N; j++)
+                c[j] = 0;
+        else if (beta != 1)
+            for (size_t j = 0; j < N; j++)
+                c[j] *= beta;
+        if (!tb) {
+            /* row of C += a_ik * row k of B: the inner loop is contiguous */
+            for (size_t k = 0; k < K; k++) {
+                const T a = alpha * (ta ? A[k * M + i] : A[i * K + k]);
+                const T *restrict b = B + k * N;
+                for (size_t j = 0; j < N; j++)
+                    c[j] += a * b[j];
+            }
+        } else if (!ta) {
+            /* C_ij += alpha * (row i of A) . (row j of B) */
+            for (size_t j = 0; j < N; j++)
+                c[j] += alpha * FO_FN(fo_dot)(A + i * K, B + j * K, K);
+        } else {
+            for (size_t j = 0; j < N; j++) {
+                T s = 0;
+                for (size_t k = 0; k < K; k++)
+                    s += A[k * M + i] * B[j * K + k];
+                c[j] += alpha * s;
+            }
+        }
+    }
+}
+
+void FO_FN(fo_gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
+                    const T *B, T beta, T *C)
+{
+    if (M == 0 || N == 0)
+        return;
+#ifdef FO_BLAS_GEMM
+    /* blasint is 32-bit: larger products stay on the C loop */
+    if (M * N * K >= fo_blas_threshold && M < INT32_MAX && N < INT32_MAX && K < INT32_MAX &&
+        K > 0) {
+        FO_BLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                     (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)(ta ? M : K), B,
+                     (blasint)(tb ? K : N), beta, C, (blasint)N);
+        return;
+    }
+#endif
+    FO_FN(fo_gemm_naive)(ta, tb, M, N, K, alpha, A, B, beta, C);
+}
+
+FO_INLINE void FO_FN(fo_activate)(T *restrict z, size_t n, int act)
+{
+    switch (act) {
+    case FO_RELU:
+        for (size_t i = 0; i < n; i++)
+            z[i] = z[i] < 0 ? 0 : z[i]; /* NaN stays NaN, as in torch and TF */
+        break;
+    case FO_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            z[i] = 1 / (1 + FO_EXP_FN(-z[i]));
+        break;
+    case FO_TANH:
+        for (size_t i = 0; i < n; i++)
+            z[i] = FO_TANH_FN(z[i]);
+        break;
+    default:
+        break;
+    }
+}
+
+/* out (B,OUT) = act(x (B,IN) @ kernel (IN,OUT) + bias (OUT)) */
+void FO_FN(fo_dense_forward)(T *out, const T *x, const T *kernel, const T *bias, size_t B,
+                             size_t IN, size_t OUT, int act)
+{
+    if (bias)
+        for (size_t b = 0; b < B; b++)
+            memcpy(out + b * OUT, bias, OUT * sizeof(T));
+    FO_FN(fo_gemm)(0, 0, B, OUT, IN, 1, x, kernel, bias ? 1 : 0, out);
+    FO_FN(fo_activate)(out, B * OUT, act);
+}
+
+/* dout (B,OUT) becomes dz = dout * act'(z), written from the forward's output a:
+ * relu' = [a > 0], sigmoid' = a (1 - a), tanh' = 1 - a^2 */
+void FO_FN(fo_dense_backward)(T *dx, T *dkernel, T *dbias, T *dout, const T *x, const T *kernel,
+                              const T *out, size_t B, size_t IN, size_t OUT, int act)
+{
+    const size_t n = B * OUT;
+    T *restrict d = dout;
+    const T *restrict a = out;
+    switch (act) {
+    case FO_RELU:
+        for (size_t i = 0; i < n; i++)
+            d[i] = a[i] > 0 ? d[i] : 0;
+        break;
+    case FO_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            d[i] *= a[i] * (1 - a[i]);
+        break;
+    case FO_TANH:
+        for (size_t i = 0; i < n; i++)
+            d[i] *= 1 - a[i] * a[i];
+        break;
+    default:
+        break;
+    }
+    /* dkernel (IN,OUT) = x^T (IN,B) @ dz (B,OUT) */
+    FO_FN(fo_gemm)(1, 0, IN, OUT, B, 1, x, dout, 0, dkernel);
+    if (dbias) {
+        T *restrict db = dbias;
+        for (size_t j = 0; j < OUT; j++)
+            db[j] = 0;
+        for (size_t b = 0; b < B; b++) {
+            const T *restrict row = dout + b * OUT;
+            for (size_t j = 0; j < OUT; j++)
+                db[j] += row[j];
+        }
+    }
+    /* dx (B,IN) = dz (B,OUT) @ kernel^T (OUT,IN) */
+    if (dx)
+        FO_FN(fo_gemm)(0, 1, B, IN, OUT, 1, dout, kernel, 0, dx);
+}
+
+void FO_FN(fo_mse)(T *dpred, const T *restrict pred, const T *restrict y, size_t n, double scale,
+                   double *sse, double *sae)
+{
+    double se[4] = {0, 0, 0, 0}, ae[4] = {0, 0, 0, 0};
+    const T sc = (T)scale;
+    size_t i = 0;
+    for (; i + 4 <= n; i += 4)
+        for (int k = 0; k < 4; k++) {
+            T e = pred[i + k] - y[i + k];
+            se[k] += (double)e * (double)e;
+            ae[k] += fabs((double)e);
+            if (dpred)
+                dpred[i + k] = sc * e;
+        }
+    for (; i < n; i++) {
+        T e = pred[i] - y[i];
+        se[0] += (double)e * (double)e;
+        ae[0] += fabs((double)e);
+        if (dpred)
+            dpred[i] = sc * e;
+    }
+    *sse = (se[0] + se[1]) + (se[2] + se[3]);
+    *sae = (ae[0] + ae[1]) + (ae[2] + ae[3]);
+}
+
+#undef FO_FN
+#undef FO_CAT
+#undef FO_CAT_

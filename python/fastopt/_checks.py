@@ -1,0 +1,61 @@
+"""Argument checks shared by the Python layer: each names the argument it refuses."""
+from __future__ import annotations
+
+import math
+import numbers
+from typing import Optional
+
+import numpy as np
+
+
+def check_real(value, name: str, low: Optional[float] = None, high: Optional[float] = None,
+               low_open: bool = False, high_open: bool = False) -> float:
+    """A finite real number in [low, high] (open ends where asked), as float."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {v}")
+    if low is not None and (v < low or (low_open and v == low)):
+        raise ValueError(f"{name} must be {'>' if low_open else '>='} {low}, got {v}")
+    if high is not None and (v > high or (high_open and v == high)):
+        raise ValueError(f"{name} must be {'<' if high_open else '<='} {high}, got {v}")
+    return v
+
+
+def check_unit(value, name: str) -> float:
+    """A decay factor in [0, 1): beta_1, beta_2, rho, momentum."""
+    return check_real(value, name, low=0.0, high=1.0, high_open=True)
+
+
+def check_int(value, name: str, low: Optional[int] = None) -> int:
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer, got {type(value).__name__}")
+    v = int(value)
+    if low is not None and v < low:
+        raise ValueError(f"{name} must be >= {low}, got {v}")
+    return v
+
+
+def check_positive(value, name: str) -> float:
+    """A finite number > 0."""
+    return check_real(value, name, low=0.0, low_open=True)
+
+
+def check_optional_positive(value, name: str) -> Optional[float]:
+    return None if value is None else check_positive(value, name)
+
+
+def as_float_array(x, name: str, dtype=None) -> np.ndarray:
+    """x as a floating ndarray (converted once): numbers and bools become
+    float64 (or ``dtype``); complex, object and string data are refused, and so
+    are NaN and inf."""
+    arr = np.asarray(x)
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    if dtype is None:
+        dtype = arr.dtype if arr.dtype.kind == "f" else np.float64
+    arr = np.ascontiguousarray(arr, dtype=dtype)
+    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
+        raise ValueError(f"{name} contains NaN or inf")
+    return arr

@@ -1,0 +1,6 @@
+"""fastopt.reference: the obvious NumPy version of every C kernel.
+
+Slow on purpose and written to be read: the tests compare each kernel of
+fastopt._core with its twin here on random shapes, dtypes and
+hyperparameters.
+"""
