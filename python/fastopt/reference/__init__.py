@@ -4,3 +4,4 @@ Slow on purpose and written to be read: the tests compare each kernel of
 fastopt._core with its twin here on random shapes, dtypes and
 hyperparameters.
 """
+from .optim import *  # noqa: F401,F403  the optimizer updates
