@@ -171,4 +171,20 @@ void fo_shuffle(int64_t *perm, size_t n, fo_rng *rng);
 FO_DECLARE_TRAIN(float, f32)
 FO_DECLARE_TRAIN(double, f64)
 
+/* ------------------------------------------------------------------ */
+/* linear regression by gradient descent (article 000)                 */
+/* ------------------------------------------------------------------ */
+
+#define FO_DECLARE_LINEAR(T, S)                                                             \
+    /* dw (d), *db: gradient of mean((x w + b - y)^2) for x (n,d), y (n), w (d);           \
+     * returns that loss */                                                                 \
+    double fo_linear_gradient_##S(T *dw, T *db, const T *x, const T *y, const T *w, T b,   \
+                                  size_t n, size_t d);                                      \
+    /* iters steps of gradient descent on w (d), *b; dw: d elements of scratch.            \
+     * Returns the loss before the last step. */                                            \
+    double fo_linear_gd_##S(T *w, T *b, T *dw, const T *x, const T *y, size_t n, size_t d, \
+                            double lr, size_t iters);
+FO_DECLARE_LINEAR(float, f32)
+FO_DECLARE_LINEAR(double, f64)
+
 #endif /* FASTOPT_H */

@@ -5,3 +5,4 @@ fastopt._core with its twin here on random shapes, dtypes and
 hyperparameters.
 """
 from .optim import *  # noqa: F401,F403  the optimizer updates
+from .nn import *  # noqa: F401,F403  dense layers, MSE, networks, training

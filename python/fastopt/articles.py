@@ -1,0 +1,92 @@
+"""Article 000's functions, with its names and signatures, the loops in C.
+
+    x = np.random.rand(100, 1)
+    y = 3 * x + np.random.rand(100, 1)
+    w, b = fo.gradient_descent(x, y, np.zeros(1), 0, 0.01, 1000)
+
+Two faults of the article's snippet are not reproduced:
+
+* its ``gradient`` returns the *negative* gradient (``y - pred`` where
+  ``pred - y`` belongs), so its descent climbs and diverges; ``gradient`` here
+  returns the true gradient of ``mse_loss``;
+* with ``y`` of shape ``(100, 1)`` and ``w`` of shape ``(1,)`` its ``y - pred``
+  broadcasts to ``(100, 100)``; here targets and predictions are aligned
+  sample by sample (``(n,)`` and ``(n, 1)`` hold the same n samples).
+"""
+from __future__ import annotations
+
+import warnings
+from typing import Union
+
+import numpy as np
+
+from . import _core
+from ._checks import as_float_array, check_int, check_real
+from .losses import mean_squared_error
+
+__all__ = ["linear_model", "mse_loss", "gradient", "gradient_descent"]
+
+Scalar = Union[float, np.ndarray]
+
+
+def linear_model(x, w, b) -> np.ndarray:
+    """``np.dot(x, w) + b``: the prediction of the linear model."""
+    return np.dot(x, w) + b
+
+
+def mse_loss(y_true, y_pred) -> float:
+    """``mean((y_true - y_pred) ** 2)``, samples aligned (``(n,)`` vs ``(n, 1)``)."""
+    return mean_squared_error(y_true, y_pred)
+
+
+def _prepare(x, y, w, b):
+    """x (n, d), y (n,), w (d,), b (1,) as contiguous arrays of one float dtype
+    (float32 only if all of x, y, w are float32), plus what is needed to give
+    results back in the caller's shapes."""
+    x, y, w = as_float_array(x, "x"), as_float_array(y, "y"), as_float_array(w, "w")
+    b_arr = as_float_array(b, "b")
+    if b_arr.size != 1:
+        raise ValueError(f"b must be a scalar, got shape {b_arr.shape}")
+    if x.ndim == 1:
+        x = x.reshape(-1, 1)
+    if x.ndim != 2:
+        raise ValueError(f"x must be 1-d or 2-d (samples, features), got shape {x.shape}")
+    n, d = x.shape
+    if w.size != d or (w.ndim == 2 and w.shape != (d, 1)) or w.ndim > 2:
+        raise ValueError(f"w must have {d} weights (shape ({d},) or ({d}, 1)) for x of shape {x.shape}, "
+                         f"got shape {w.shape}")
+    if y.size != n or not (y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1)):
+        raise ValueError(f"y must have shape ({n},) or ({n}, 1) to match x, got {y.shape}")
+    dtype = np.float32 if all(a.dtype == np.float32 for a in (x, y, w)) else np.float64
+    cast = lambda a: np.ascontiguousarray(a, dtype=dtype).reshape(-1)  # noqa: E731
+    x = np.ascontiguousarray(x, dtype=dtype)
+    return x, cast(y), cast(w).copy(), cast(b_arr).copy(), w.shape, np.ndim(b)
+
+
+def gradient(x, y, w, b) -> tuple[np.ndarray, Scalar]:
+    """``(dw, db)``, the gradient of ``mse_loss(y, linear_model(x, w, b))``::
+
+        dw = 2/n * x.T @ (x @ w + b - y),    db = 2/n * sum(x @ w + b - y)
+
+    (the article's version returns the negative of this).
+    """
+    x, y, w, b, w_shape, b_ndim = _prepare(x, y, w, b)
+    dw, db = np.empty_like(w), np.empty_like(b)
+    _core.linear_gradient(dw, db, x, y, w, float(b[0]))
+    return dw.reshape(w_shape), (float(db[0]) if b_ndim == 0 else db)
+
+
+def gradient_descent(x, y, w, b, learning_rate: float, num_iterations: int) -> tuple[np.ndarray, Scalar]:
+    """``num_iterations`` steps of ``w -= learning_rate * dw; b -= learning_rate * db``,
+    the whole loop in one C call.  Returns the new ``(w, b)``; the inputs are
+    not modified.  A learning rate that makes the descent diverge returns the
+    diverged values with a RuntimeWarning."""
+    learning_rate = check_real(learning_rate, "learning_rate")
+    num_iterations = check_int(num_iterations, "num_iterations", low=0)
+    x, y, w, b, w_shape, b_ndim = _prepare(x, y, w, b)
+    with np.errstate(all="ignore"):
+        _core.linear_gd(w, b, x, y, learning_rate, num_iterations)
+    if not (np.isfinite(w).all() and np.isfinite(b).all()):
+        warnings.warn(f"gradient_descent diverged (learning_rate={learning_rate} is too large "
+                      "for this data); returning the non-finite weights", RuntimeWarning, stacklevel=2)
+    return w.reshape(w_shape), (float(b[0]) if b_ndim == 0 else b)

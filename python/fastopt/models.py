@@ -1,0 +1,426 @@
+"""``Sequential``: a stack of ``Dense`` layers trained by a loop that runs in C.
+
+All weights and biases of a model live in one contiguous array (each layer's
+``kernel`` and ``bias`` are views into it); the gradients and the optimizer's
+state are flat arrays of the same length, so one optimizer step is one kernel
+call over the whole model.  ``fit`` makes one C call per epoch: the shuffle,
+every mini-batch's forward pass, MSE backprop and update run there, on
+workspace allocated once; Python runs between epochs only (history,
+callbacks, progress).
+"""
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from typing import Any, Optional, Sequence, Union
+
+import numpy as np
+
+from . import _core
+from . import callbacks as _callbacks
+from . import losses as _losses
+from . import metrics as _metrics
+from . import optimizers as _optimizers
+from ._checks import as_float_array, check_int, check_real
+from .layers import Dense
+
+__all__ = ["Sequential", "load_model"]
+
+_PREDICT_ROWS = 4096  # rows per C call in predict: bounds the workspace
+
+
+class Sequential:
+    """A linear stack of layers, with Keras' API::
+
+        model = fo.Sequential([fo.Dense(10, activation="relu", input_shape=(13,)), fo.Dense(1)])
+        model.compile(optimizer="adam", loss="mean_squared_error", metrics=["mae"])
+        history = model.fit(x, y, epochs=100, batch_size=32, verbose=0)
+        y_pred = model.predict(x)
+
+    ``dtype`` is ``"float32"`` (default) or ``"float64"``; ``seed`` makes the
+    initial weights and the shuffling reproducible bit for bit.
+    """
+
+    def __init__(self, layers: Optional[Sequence[Dense]] = None, dtype: str = "float32",
+                 seed: Optional[int] = None, name: Optional[str] = None):
+        self.dtype = np.dtype(dtype)
+        if self.dtype not in (np.float32, np.float64):
+            raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
+        self.seed = None if seed is None else check_int(seed, "seed", low=0)
+        self.name = name or "sequential"
+        self.layers: list[Dense] = []
+        self.optimizer: Optional[_optimizers.Optimizer] = None
+        self.loss: Optional[str] = None
+        self.metrics_names: list[str] = []
+        self.stop_training = False
+        self._params: Optional[np.ndarray] = None
+        self._variables: list[np.ndarray] = []
+        self._work: dict[int, np.ndarray] = {}
+        self._slots: tuple = (None, None, None)
+        seed_seq = np.random.SeedSequence(self.seed)
+        self._init_rng = np.random.default_rng(seed_seq.spawn(1)[0])
+        self._rng_state = np.zeros(4, np.uint64)
+        _core.rng_seed(self._rng_state, int(seed_seq.generate_state(1, np.uint64)[0]))
+        for layer in layers or ():
+            self._append(layer)
+        if self.layers and self.layers[0].input_shape is not None:
+            self.build((None, self.layers[0].input_shape[0]))
+
+    # -- structure --------------------------------------------------------------
+    def add(self, layer: Dense) -> None:
+        """Append a layer; the model builds once the input width is known (the
+        first layer's ``input_shape``, or the first ``fit``)."""
+        self._append(layer)
+        if self.built:  # rebuild with one more layer, keeping the weights so far
+            old = self.get_weights()
+            self._params = None
+            self._work = {}
+            self.build((None, self._input_dim))
+            for v, w in zip(self._variables, old):
+                v[...] = w
+        elif self.layers[0].input_shape is not None:
+            self.build((None, self.layers[0].input_shape[0]))
+
+    def _append(self, layer: Dense) -> None:
+        if not isinstance(layer, Dense):
+            raise TypeError(f"Sequential takes Dense layers, got {type(layer).__name__}")
+        if any(layer is l for l in self.layers):
+            raise ValueError("this layer is already in the model")
+        if layer.name is None:
+            layer.name = "dense" if not self.layers else f"dense_{len(self.layers)}"
+        self.layers.append(layer)
+
+    @property
+    def built(self) -> bool:
+        return self._params is not None
+
+    def _spec(self) -> tuple:
+        """The network as the C kernels read it: (units, activations, use_bias, l1, l2)."""
+        units = (self._input_dim,) + tuple(l.units for l in self.layers)
+        regs = [l.kernel_regularizer for l in self.layers]
+        return (units, tuple(l._act for l in self.layers), tuple(l.use_bias for l in self.layers),
+                tuple(float(r.l1) if r else 0.0 for r in regs),
+                tuple(float(r.l2) if r else 0.0 for r in regs))
+
+    def build(self, input_shape: tuple) -> None:
+        """Allocate the flat parameter buffer and initialize every layer's weights."""
+        if self.built:
+            return
+        if not self.layers:
+            raise ValueError("the model has no layers")
+        self._input_dim = check_int(input_shape[-1], "input_shape[-1]", low=1)
+        self.spec = self._spec()
+        n_params, _ = _core.net_sizes(self.spec, 0)
+        params = np.zeros(n_params, self.dtype)
+        variables, layout = [], []
+        off, fan_in = 0, self._input_dim
+        for layer in self.layers:
+            n = fan_in * layer.units
+            layer.kernel = params[off:off + n].reshape(fan_in, layer.units)
+            layer.kernel[...] = layer.kernel_initializer((fan_in, layer.units), self.dtype, self._init_rng)
+            variables.append(layer.kernel)
+            layout.append((off, layer.kernel.shape))
+            off += n
+            if layer.use_bias:
+                layer.bias = params[off:off + layer.units]
+                layer.bias[...] = layer.bias_initializer((layer.units,), self.dtype, self._init_rng)
+                variables.append(layer.bias)
+                layout.append((off, layer.bias.shape))
+                off += layer.units
+            fan_in = layer.units
+        self._params = params
+        self._variables = variables
+        self._layout = layout  # (offset, shape) of each variable in the flat buffer
+        self._grads = np.zeros_like(params)
+        if self.optimizer is not None:
+            self._slots = self.optimizer._bind_flat(self._params, self._variables)
+
+    def _require_built(self, what: str) -> None:
+        if not self.built:
+            raise ValueError(f"{what}: the model is not built; give the first layer an input_shape "
+                             "or call fit / build first")
+
+    @property
+    def trainable_variables(self) -> list[np.ndarray]:
+        """The live kernel and bias arrays (views into the flat buffer), Keras order."""
+        return list(self._variables)
+
+    @property
+    def weights(self) -> list[np.ndarray]:
+        return self.trainable_variables
+
+    def count_params(self) -> int:
+        self._require_built("count_params")
+        return int(self._params.size)
+
+    def get_weights(self) -> list[np.ndarray]:
+        """Copies of ``[kernel0 (in, out), bias0, kernel1, ...]``."""
+        return [v.copy() for v in self._variables]
+
+    def set_weights(self, weights: Sequence) -> None:
+        """Copy ``weights`` (``get_weights()`` order and shapes) into the model."""
+        self._require_built("set_weights")
+        if len(weights) != len(self._variables):
+            raise ValueError(f"set_weights: expected {len(self._variables)} arrays, got {len(weights)}")
+        staged = []
+        for i, (w, v) in enumerate(zip(weights, self._variables)):
+            a = as_float_array(w, f"weights[{i}]")
+            if a.shape != v.shape:
+                raise ValueError(f"weights[{i}] has shape {a.shape}, expected {v.shape}")
+            staged.append(a)
+        for a, v in zip(staged, self._variables):
+            v[...] = a
+
+    # -- training configuration ---------------------------------------------------
+    def compile(self, optimizer: Union[str, _optimizers.Optimizer] = "rmsprop",
+                loss: Any = "mean_squared_error", metrics: Optional[Sequence] = None) -> None:
+        """Choose the optimizer (a name such as ``"adam"`` or an optimizer object),
+        the loss (mean squared error) and the metrics (``"mse"``, ``"mae"`` and
+        their long names)."""
+        opt = _optimizers.get(optimizer)
+        loss_name = _losses.get(loss)
+        names = list(metrics or [])
+        kinds = [_metrics.get(m) for m in names]
+        self.optimizer, self.loss = opt, loss_name
+        self.metrics_names = [m if isinstance(m, str) else m.__name__ for m in names]
+        self._metric_kinds = kinds
+        if self.built:
+            self._slots = opt._bind_flat(self._params, self._variables)
+
+    def _require_compiled(self, what: str) -> None:
+        if self.optimizer is None:
+            raise ValueError(f"{what}: call compile(optimizer=..., loss=...) first")
+
+    # -- data ---------------------------------------------------------------------
+    def _x(self, x, name: str = "x") -> np.ndarray:
+        x = as_float_array(x, name, self.dtype)
+        if x.ndim == 1 and self.built and self._input_dim == 1:
+            x = x.reshape(-1, 1)
+        if x.ndim != 2:
+            raise ValueError(f"{name} must be 2-d (samples, features), got shape {x.shape}")
+        if self.built and x.shape[1] != self._input_dim:
+            raise ValueError(f"{name} has {x.shape[1]} features but the model takes {self._input_dim}")
+        return x
+
+    def _y(self, y, n: int, name: str = "y") -> np.ndarray:
+        y = as_float_array(y, name, self.dtype)
+        out = self.layers[-1].units
+        if y.ndim == 1 and out == 1:
+            y = y.reshape(-1, 1)  # (n,) and (n, 1) are the same n samples
+        if y.ndim != 2 or y.shape[1] != out:
+            raise ValueError(f"{name} must have shape ({n}, {out})" + (f" or ({n},)" if out == 1 else "")
+                             + f", got {y.shape}")
+        if y.shape[0] != n:
+            raise ValueError(f"x has {n} samples but {name} has {y.shape[0]}")
+        return y
+
+    def _workspace(self, rows: int) -> np.ndarray:
+        work = self._work.get(rows)
+        if work is None:
+            _, size = _core.net_sizes(self.spec, rows)
+            work = self._work[rows] = np.empty(max(size, 1), self.dtype)
+        return work
+
+    # -- training -----------------------------------------------------------------
+    def fit(self, x, y, epochs: int = 1, batch_size: Optional[int] = 32, shuffle: bool = True,
+            validation_split: float = 0.0, validation_data: Optional[tuple] = None,
+            verbose: Union[int, str] = 1, callbacks: Optional[Sequence[_callbacks.Callback]] = None,
+            initial_epoch: int = 0) -> _callbacks.History:
+        """Train for ``epochs`` epochs of mini-batches (``batch_size=None``: the
+        whole set per step).  Returns a ``History`` with per-epoch ``loss``,
+        metrics and ``val_*`` values."""
+        self._require_compiled("fit")
+        epochs = check_int(epochs, "epochs", low=0)
+        initial_epoch = check_int(initial_epoch, "initial_epoch", low=0)
+        if batch_size is not None:
+            batch_size = check_int(batch_size, "batch_size", low=1)
+        validation_split = check_real(validation_split, "validation_split", low=0, high=1, high_open=True)
+        if verbose == "auto":
+            verbose = 1
+        x = self._x(x)
+        if not self.built:
+            self.build(x.shape)
+        y = self._y(y, x.shape[0])
+        val = None
+        if validation_data is not None:
+            if len(validation_data) != 2:
+                raise ValueError("validation_data must be (x_val, y_val)")
+            vx = self._x(validation_data[0], "validation_data[0]")
+            val = (vx, self._y(validation_data[1], vx.shape[0], "validation_data[1]"))
+        elif validation_split > 0:
+            split = int(x.shape[0] * (1 - validation_split))  # Keras: the last samples, unshuffled
+            if split == 0 or split == x.shape[0]:
+                raise ValueError(f"validation_split={validation_split} leaves no training or validation samples")
+            val = (x[split:], y[split:])
+            x, y = np.ascontiguousarray(x[:split]), np.ascontiguousarray(y[:split])
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("x has no samples")
+        batch = n if batch_size is None else min(batch_size, n)
+        steps = -(-n // batch)
+        work = self._workspace(batch)
+        perm = np.arange(n, dtype=np.int64)
+        out_units = self.layers[-1].units
+        opt = self.optimizer
+
+        history = _callbacks.History()
+        history.params = {"epochs": epochs, "steps": steps, "verbose": verbose}
+        cbs = list(callbacks or [])
+        if verbose:
+            cbs.append(_callbacks.ProgressLogger(epochs))
+        cbs.append(history)
+        for cb in cbs:
+            cb.set_model(self)
+        self.stop_training = False
+        for cb in cbs:
+            cb.on_train_begin()
+        for epoch in range(initial_epoch, epochs):
+            for cb in cbs:
+                cb.on_epoch_begin(epoch)
+            lr = opt._learning_rates(steps)
+            done, loss_sum, sse, sae, _ = _core.train_epoch(
+                self._params, self._grads, self._slots, opt._kind, opt._hyper, lr, opt.iterations,
+                x, y, batch, self.spec, perm, self._rng_state, bool(shuffle), work)
+            opt.iterations += done
+            logs = {"loss": loss_sum / n}
+            logs.update(self._metric_logs(sse, sae, n * out_units))
+            if val is not None:
+                logs.update({"val_" + k: v for k, v in self._evaluate_logs(*val).items()})
+            for cb in cbs:
+                cb.on_epoch_end(epoch, logs)
+            if self.stop_training:
+                break
+        for cb in cbs:
+            cb.on_train_end()
+        return history
+
+    def _metric_logs(self, sse: float, sae: float, count: int) -> dict[str, float]:
+        return {name: (sse if kind == "se" else sae) / count
+                for name, kind in zip(self.metrics_names, self._metric_kinds)}
+
+    def _forward(self, x: np.ndarray) -> np.ndarray:
+        out = np.empty((x.shape[0], self.layers[-1].units), self.dtype)
+        for start in range(0, x.shape[0], _PREDICT_ROWS):
+            xb = x[start:start + _PREDICT_ROWS]
+            _core.net_forward(out[start:start + _PREDICT_ROWS], xb, self._params, self.spec,
+                              self._workspace(min(_PREDICT_ROWS, x.shape[0])))
+        return out
+
+    def _evaluate_logs(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
+        pred = self._forward(x)
+        sse, sae = _core.mse(pred, y)
+        penalty = sum(l.kernel_regularizer(l.kernel) for l in self.layers if l.kernel_regularizer)
+        count = max(y.size, 1)
+        logs = {"loss": sse / count + penalty}
+        logs.update(self._metric_logs(sse, sae, count))
+        return logs
+
+    # -- inference ------------------------------------------------------------------
+    def predict(self, x, batch_size: Optional[int] = None, verbose: int = 0) -> np.ndarray:
+        """The model's outputs, shape ``(n, units of the last layer)``."""
+        self._require_built("predict")
+        if batch_size is not None:
+            check_int(batch_size, "batch_size", low=1)
+        return self._forward(self._x(x))
+
+    def __call__(self, x) -> np.ndarray:
+        return self.predict(x)
+
+    def evaluate(self, x, y, batch_size: Optional[int] = None, verbose: int = 0,
+                 return_dict: bool = False) -> Union[float, list, dict]:
+        """The loss (and metrics) on ``x, y``: a float without metrics, else
+        ``[loss, metric, ...]`` (or a dict with ``return_dict=True``)."""
+        self._require_built("evaluate")
+        self._require_compiled("evaluate")
+        if batch_size is not None:
+            check_int(batch_size, "batch_size", low=1)
+        x = self._x(x)
+        logs = self._evaluate_logs(x, self._y(y, x.shape[0]))
+        if return_dict:
+            return logs
+        return logs["loss"] if not self.metrics_names else list(logs.values())
+
+    def compute_gradients(self, x, y) -> tuple[float, list[np.ndarray]]:
+        """``loss, grads`` of the whole batch ``x, y`` (MSE plus regularization),
+        the grads shaped like ``trainable_variables``: the articles' GradientTape
+        step is ``opt.apply_gradients(zip(grads, model.trainable_variables))``."""
+        if not self.built:
+            self.build(self._x(x).shape)
+        x = self._x(x)
+        y = self._y(y, x.shape[0])
+        if x.shape[0] == 0:
+            raise ValueError("x has no samples")
+        grads = np.empty_like(self._params)
+        loss_sum, _, _, _ = _core.net_gradients(grads, x, y, self._params, self.spec,
+                                                self._workspace(x.shape[0]))
+        views = [grads[off:off + int(np.prod(shape))].reshape(shape) for off, shape in self._layout]
+        return loss_sum / x.shape[0], views
+
+    # -- display and saving -------------------------------------------------------
+    def summary(self, print_fn=print) -> None:
+        rows = [("Layer (type)", "Output Shape", "Param #")]
+        fan_in = self._input_dim if self.built else None
+        for layer in self.layers:
+            count = layer.count_params(fan_in) if fan_in else "?"
+            rows.append((f"{layer.name} (Dense)", f"(None, {layer.units})", str(count)))
+            fan_in = layer.units
+        widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
+        line = "-" * sum(widths)
+        print_fn(f'Model: "{self.name}"')
+        print_fn(line)
+        for i, r in enumerate(rows):
+            print_fn("".join(c.ljust(w) for c, w in zip(r, widths)))
+            print_fn("=" * len(line) if i == 0 else line)
+        print_fn(f"Total params: {self.count_params() if self.built else '?'} ({self.dtype.name})")
+
+    def get_config(self) -> dict[str, Any]:
+        return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
+                "input_dim": self._input_dim if self.built else None,
+                "layers": [l.get_config() for l in self.layers]}
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Weights, architecture and optimizer state in one ``.npz``, written
+        atomically (a temporary file renamed over ``path``)."""
+        self._require_built("save")
+        path = os.fspath(path)
+        meta = {"model": self.get_config(), "loss": self.loss, "metrics": self.metrics_names,
+                "optimizer": None if self.optimizer is None else _optimizers.serialize(self.optimizer),
+                "iterations": None if self.optimizer is None else self.optimizer.iterations}
+        arrays = {"params": self._params, "rng_state": self._rng_state,
+                  "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
+        for k, s in enumerate(self._slots):
+            if s is not None:
+                arrays[f"slot_{k}"] = s
+        directory = os.path.dirname(os.path.abspath(path))
+        fd, tmp = tempfile.mkstemp(prefix=".fastopt-", suffix=".npz", dir=directory)
+        try:
+            with os.fdopen(fd, "wb") as f:
+                np.savez(f, **arrays)
+            os.replace(tmp, path)
+        except BaseException:
+            os.unlink(tmp)
+            raise
+
+
+def load_model(path: Union[str, os.PathLike]) -> Sequential:
+    """A model saved by ``Sequential.save``, with its optimizer state: training resumes exactly."""
+    with np.load(os.fspath(path), allow_pickle=False) as f:
+        meta = json.loads(f["meta"].tobytes().decode())
+        params = f["params"]
+        rng_state = f["rng_state"]
+        slots = [f[f"slot_{k}"] if f"slot_{k}" in f else None for k in range(3)]
+    cfg = meta["model"]
+    model = Sequential([Dense.from_config(c) for c in cfg["layers"]], dtype=cfg["dtype"],
+                       seed=cfg["seed"], name=cfg["name"])
+    if not model.built:
+        model.build((None, cfg["input_dim"]))
+    if meta["optimizer"] is not None:
+        model.compile(_optimizers.deserialize(meta["optimizer"]), meta["loss"], meta["metrics"])
+        model.optimizer.iterations = meta["iterations"]
+        for dst, src in zip(model._slots, slots):
+            if dst is not None:
+                dst[...] = src
+    model._params[...] = params
+    model._rng_state[...] = rng_state
+    return model
