@@ -113,16 +113,25 @@ static int overlaps(PyArrayObject *a, PyArrayObject *b)
  * momentum, nesterov, rho, centered, beta_1, beta_2, epsilon, amsgrad) */
 static int parse_hyper(PyObject *t, fo_optim_hyper *h)
 {
-    if (!PyTuple_Check(t)) {
-        PyErr_SetString(PyExc_TypeError, "hyper must be a tuple");
+    if (!PyTuple_Check(t) || PyTuple_GET_SIZE(t) != 12) {
+        PyErr_SetString(PyExc_TypeError, "hyper must be a 12-tuple");
         return -1;
     }
+    double *d[] = {&h->weight_decay, &h->clipnorm, &h->global_clipnorm, &h->clipvalue,
+                   &h->momentum, NULL, &h->rho, NULL, &h->beta_1, &h->beta_2, &h->epsilon, NULL};
+    int *flag[] = {NULL, NULL, NULL, NULL, NULL, &h->nesterov, NULL, &h->centered,
+                   NULL, NULL, NULL, &h->amsgrad};
     memset(h, 0, sizeof(*h));
-    if (!PyArg_ParseTuple(t, "dddddpdpdddp;hyper must be a 12-tuple", &h->weight_decay,
-                          &h->clipnorm, &h->global_clipnorm, &h->clipvalue, &h->momentum,
-                          &h->nesterov, &h->rho, &h->centered, &h->beta_1, &h->beta_2,
-                          &h->epsilon, &h->amsgrad))
-        return -1;
+    for (int i = 0; i < 12; i++) {
+        PyObject *o = PyTuple_GET_ITEM(t, i);
+        if (d[i]) {
+            *d[i] = PyFloat_AsDouble(o);
+            if (*d[i] == -1.0 && PyErr_Occurred())
+                return -1;
+        } else if ((*flag[i] = PyObject_IsTrue(o)) < 0) {
+            return -1;
+        }
+    }
     return 0;
 }
 
@@ -177,32 +186,103 @@ PyDoc_STRVAR(optim_update_doc,
              "variable's state arrays (None where unused).  Nothing is written unless every\n"
              "argument is valid.");
 
-static PyObject *py_optim_update(PyObject *self, PyObject *args)
+/* sort the written ranges by start: insertion sort for the usual handful */
+static void sort_written(written *w, Py_ssize_t nw)
 {
-    int kind;
-    PyObject *vars_o, *grads_o, *slots_o, *hyper_o;
-    double lr;
-    long long iteration;
-    if (!PyArg_ParseTuple(args, "iOOOOdL", &kind, &vars_o, &grads_o, &slots_o, &hyper_o, &lr,
-                          &iteration))
+    if (nw > 16) {
+        qsort(w, (size_t)nw, sizeof(*w), cmp_written);
+        return;
+    }
+    for (Py_ssize_t i = 1; i < nw; i++) {
+        written t = w[i];
+        Py_ssize_t j = i;
+        for (; j > 0 && w[j - 1].lo > t.lo; j--)
+            w[j] = w[j - 1];
+        w[j] = t;
+    }
+}
+
+/* the gradient of variable i as a C-contiguous array of the variable's dtype
+ * (new reference), or NULL with TypeError/ValueError naming grads[i] */
+static PyArrayObject *gradient_array(PyObject *g, PyArrayObject *va, Py_ssize_t i)
+{
+    const int typenum = PyArray_TYPE(va);
+    if (PyArray_Check(g)) {
+        PyArrayObject *ga = (PyArrayObject *)g;
+        /* the common case: nothing to convert */
+        if (PyArray_TYPE(ga) == typenum && PyArray_ISCARRAY_RO(ga) && PyArray_ISNOTSWAPPED(ga) &&
+            PyArray_SAMESHAPE(ga, va)) {
+            Py_INCREF(g);
+            return ga;
+        }
+    }
+    PyArrayObject *ga = (PyArrayObject *)PyArray_FROM_O(g);
+    if (ga == NULL)
         return NULL;
+    if (!PyArray_ISFLOAT(ga)) {
+        PyErr_Format(PyExc_TypeError, "grads[%zd] must be a floating-point array, got dtype %S", i,
+                     (PyObject *)PyArray_DESCR(ga));
+        Py_DECREF(ga);
+        return NULL;
+    }
+    PyArray_Descr *vdescr = PyArray_DescrFromType(typenum);
+    if (!PyArray_CanCastTypeTo(PyArray_DESCR(ga), vdescr, NPY_SAFE_CASTING)) {
+        PyErr_Format(PyExc_TypeError,
+                     "grads[%zd] has dtype %S but variables[%zd] has dtype %S; casting would "
+                     "lose precision, cast the gradient explicitly",
+                     i, (PyObject *)PyArray_DESCR(ga), i, (PyObject *)vdescr);
+        Py_DECREF(vdescr);
+        Py_DECREF(ga);
+        return NULL;
+    }
+    if (!PyArray_SAMESHAPE(ga, va)) {
+        PyObject *gs = PyObject_GetAttrString((PyObject *)ga, "shape");
+        PyObject *vs = PyObject_GetAttrString((PyObject *)va, "shape");
+        PyErr_Format(PyExc_ValueError, "grads[%zd] has shape %S but variables[%zd] has shape %S", i,
+                     gs, i, vs);
+        Py_XDECREF(gs);
+        Py_XDECREF(vs);
+        Py_DECREF(vdescr);
+        Py_DECREF(ga);
+        return NULL;
+    }
+    PyArrayObject *c = (PyArrayObject *)PyArray_FromArray(ga, vdescr, NPY_ARRAY_IN_ARRAY); /* steals vdescr */
+    Py_DECREF(ga);
+    return c;
+}
+
+#define FO_STACK_VARS 8 /* updates of up to this many variables need no heap */
+
+static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 7) {
+        PyErr_SetString(PyExc_TypeError,
+                        "optim_update(kind, variables, grads, slots, hyper, learning_rate, iteration)");
+        return NULL;
+    }
+    const long kind = PyLong_AsLong(args[0]);
     fo_optim_hyper h;
-    if (check_kind(kind) < 0 || parse_hyper(hyper_o, &h) < 0)
+    if ((kind == -1 && PyErr_Occurred()) || check_kind((int)kind) < 0 || parse_hyper(args[4], &h) < 0)
         return NULL;
-    h.learning_rate = lr;
-    h.iteration = iteration;
+    h.learning_rate = PyFloat_AsDouble(args[5]);
+    h.iteration = PyLong_AsLongLong(args[6]);
+    if (PyErr_Occurred())
+        return NULL;
     int used[FO_MAX_SLOTS];
-    fo_optim_slots_used(kind, &h, used);
+    fo_optim_slots_used((int)kind, &h, used);
 
     PyObject *vars = NULL, *grads = NULL, *slots = NULL, *result = NULL;
-    PyArrayObject **vin = NULL, **gin = NULL; /* new references */
-    fo_optim_buffers *bufs = NULL;
-    written *w = NULL;
+    PyArrayObject *vin_s[FO_STACK_VARS], *gin_s[FO_STACK_VARS];
+    fo_optim_buffers bufs_s[FO_STACK_VARS];
+    written w_s[FO_STACK_VARS * (FO_MAX_SLOTS + 1)];
+    PyArrayObject **vin = vin_s, **gin = gin_s; /* new references */
+    fo_optim_buffers *bufs = bufs_s;
+    written *w = w_s;
     Py_ssize_t n = 0, nw = 0;
 
-    vars = PySequence_Fast(vars_o, "variables must be a sequence");
-    grads = vars ? PySequence_Fast(grads_o, "grads must be a sequence") : NULL;
-    slots = grads ? PySequence_Fast(slots_o, "slots must be a sequence") : NULL;
+    vars = PySequence_Fast(args[1], "variables must be a sequence");
+    grads = vars ? PySequence_Fast(args[2], "grads must be a sequence") : NULL;
+    slots = grads ? PySequence_Fast(args[3], "slots must be a sequence") : NULL;
     if (!slots)
         goto fail;
     n = PySequence_Fast_GET_SIZE(vars);
@@ -212,18 +292,22 @@ static PyObject *py_optim_update(PyObject *self, PyObject *args)
         n = 0;
         goto fail;
     }
-    vin = PyMem_Calloc(n ? n : 1, sizeof(*vin));
-    gin = PyMem_Calloc(n ? n : 1, sizeof(*gin));
-    bufs = PyMem_Calloc(n ? n : 1, sizeof(*bufs));
-    w = PyMem_Calloc(n ? n * (FO_MAX_SLOTS + 1) : 1, sizeof(*w));
-    if (!vin || !gin || !bufs || !w) {
-        PyErr_NoMemory();
-        goto fail;
+    if (n > FO_STACK_VARS) {
+        vin = PyMem_Calloc(n, sizeof(*vin));
+        gin = PyMem_Calloc(n, sizeof(*gin));
+        bufs = PyMem_Calloc(n, sizeof(*bufs));
+        w = PyMem_Calloc(n * (FO_MAX_SLOTS + 1), sizeof(*w));
+        if (!vin || !gin || !bufs || !w) {
+            PyErr_NoMemory();
+            goto fail;
+        }
+    } else {
+        memset(vin_s, 0, sizeof vin_s);
+        memset(gin_s, 0, sizeof gin_s);
     }
 
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *v = PySequence_Fast_GET_ITEM(vars, i);
-        PyObject *g = PySequence_Fast_GET_ITEM(grads, i);
         PyObject *s = PySequence_Fast_GET_ITEM(slots, i);
         if (!PyArray_Check(v)) {
             PyErr_Format(PyExc_TypeError,
@@ -243,39 +327,7 @@ static PyObject *py_optim_update(PyObject *self, PyObject *args)
             goto fail;
         }
         /* the gradient: any floating array that casts safely to the variable's dtype */
-        PyArrayObject *ga = (PyArrayObject *)PyArray_FROM_O(g);
-        if (ga == NULL)
-            goto fail;
-        if (!PyArray_ISFLOAT(ga)) {
-            PyErr_Format(PyExc_TypeError, "grads[%zd] must be a floating-point array, got dtype %S",
-                         i, (PyObject *)PyArray_DESCR(ga));
-            Py_DECREF(ga);
-            goto fail;
-        }
-        PyArray_Descr *vdescr = PyArray_DescrFromType(typenum);
-        if (!PyArray_CanCastTypeTo(PyArray_DESCR(ga), vdescr, NPY_SAFE_CASTING)) {
-            PyErr_Format(PyExc_TypeError,
-                         "grads[%zd] has dtype %S but variables[%zd] has dtype %S; casting would "
-                         "lose precision, cast the gradient explicitly",
-                         i, (PyObject *)PyArray_DESCR(ga), i, (PyObject *)vdescr);
-            Py_DECREF(vdescr);
-            Py_DECREF(ga);
-            goto fail;
-        }
-        if (!PyArray_SAMESHAPE(ga, va)) {
-            PyObject *gs = PyObject_GetAttrString((PyObject *)ga, "shape");
-            PyObject *vs = PyObject_GetAttrString(v, "shape");
-            PyErr_Format(PyExc_ValueError, "grads[%zd] has shape %S but variables[%zd] has shape %S",
-                         i, gs, i, vs);
-            Py_XDECREF(gs);
-            Py_XDECREF(vs);
-            Py_DECREF(vdescr);
-            Py_DECREF(ga);
-            goto fail;
-        }
-        gin[i] = (PyArrayObject *)PyArray_FromArray(ga, vdescr, NPY_ARRAY_IN_ARRAY); /* steals vdescr */
-        Py_DECREF(ga);
-        if (gin[i] == NULL)
+        if (!(gin[i] = gradient_array(PySequence_Fast_GET_ITEM(grads, i), va, i)))
             goto fail;
         /* the state: arrays fastopt allocated, one per used slot */
         if (!PyTuple_Check(s) || PyTuple_GET_SIZE(s) != FO_MAX_SLOTS) {
@@ -309,7 +361,7 @@ static PyObject *py_optim_update(PyObject *self, PyObject *args)
     }
 
     /* no two written buffers may share memory (the same variable twice included) */
-    qsort(w, (size_t)nw, sizeof(*w), cmp_written);
+    sort_written(w, nw);
     for (Py_ssize_t a = 0; a < nw; a++) {
         for (Py_ssize_t b = a + 1; b < nw && w[b].lo < w[a].hi; b++) {
             int ov = overlaps(w[a].arr, w[b].arr);
@@ -352,16 +404,21 @@ static PyObject *py_optim_update(PyObject *self, PyObject *args)
      * (WRITEBACKIFCOPY) when a variable is a strided view or byte-swapped */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyArrayObject *va = (PyArrayObject *)PySequence_Fast_GET_ITEM(vars, i);
-        PyArray_Descr *d = PyArray_DescrFromType(PyArray_TYPE(va));
-        vin[i] = (PyArrayObject *)PyArray_FromArray(va, d, NPY_ARRAY_INOUT_ARRAY2);
-        if (vin[i] == NULL)
-            goto fail;
+        if (PyArray_ISCARRAY(va) && PyArray_ISNOTSWAPPED(va)) {
+            Py_INCREF(va);
+            vin[i] = va;
+        } else {
+            PyArray_Descr *d = PyArray_DescrFromType(PyArray_TYPE(va));
+            vin[i] = (PyArrayObject *)PyArray_FromArray(va, d, NPY_ARRAY_INOUT_ARRAY2);
+            if (vin[i] == NULL)
+                goto fail;
+        }
         bufs[i].var = PyArray_DATA(vin[i]);
         bufs[i].grad = PyArray_DATA(gin[i]);
     }
 
     Py_BEGIN_ALLOW_THREADS
-    fo_optim_update(kind, (size_t)n, bufs, &h);
+    fo_optim_update((int)kind, (size_t)n, bufs, &h);
     Py_END_ALLOW_THREADS
 
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -380,10 +437,12 @@ fail:
     }
     for (Py_ssize_t i = 0; gin && i < n; i++)
         Py_XDECREF(gin[i]);
-    PyMem_Free(vin);
-    PyMem_Free(gin);
-    PyMem_Free(bufs);
-    PyMem_Free(w);
+    if (vin != vin_s) {
+        PyMem_Free(vin);
+        PyMem_Free(gin);
+        PyMem_Free(bufs);
+        PyMem_Free(w);
+    }
     Py_XDECREF(vars);
     Py_XDECREF(grads);
     Py_XDECREF(slots);
@@ -1047,7 +1106,7 @@ static PyObject *py_blas_threshold(PyObject *self, PyObject *args)
 }
 
 static PyMethodDef methods[] = {
-    {"optim_update", py_optim_update, METH_VARARGS, optim_update_doc},
+    {"optim_update", (PyCFunction)(void (*)(void))py_optim_update, METH_FASTCALL, optim_update_doc},
     {"gemm", py_gemm, METH_VARARGS, gemm_doc},
     {"dense_forward", py_dense_forward, METH_VARARGS, dense_forward_doc},
     {"dense_backward", py_dense_backward, METH_VARARGS, dense_backward_doc},
