@@ -66,6 +66,17 @@ static PyArrayObject *exact_array(PyObject *o, const char *name, int typenum, in
     return a;
 }
 
+/* the dtype of a call, from the array that fixes it: NPY_FLOAT32 or
+ * NPY_FLOAT64, or -1 with a TypeError naming the argument */
+static int float_typenum(PyObject *o, const char *name)
+{
+    if (!PyArray_Check(o) || dtype_code(PyArray_TYPE((PyArrayObject *)o)) < 0) {
+        PyErr_Format(PyExc_TypeError, "%s must be a float32 or float64 numpy.ndarray", name);
+        return -1;
+    }
+    return PyArray_TYPE((PyArrayObject *)o);
+}
+
 /* the byte range [lo, hi) an array's elements lie in; lo == hi when empty */
 static void extent(PyArrayObject *a, char **lo, char **hi)
 {
@@ -512,16 +523,8 @@ static PyObject *py_gemm(PyObject *self, PyObject *args)
     PyObject *ao, *bo, *co;
     if (!PyArg_ParseTuple(args, "ppdOOdO|p", &ta, &tb, &alpha, &ao, &bo, &beta, &co, &naive))
         return NULL;
-    if (!PyArray_Check(co)) {
-        PyErr_SetString(PyExc_TypeError, "c must be a numpy.ndarray");
-        return NULL;
-    }
-    int typenum = PyArray_TYPE((PyArrayObject *)co);
-    if (dtype_code(typenum) < 0) {
-        PyErr_SetString(PyExc_TypeError, "c must have dtype float32 or float64");
-        return NULL;
-    }
-    PyArrayObject *c = exact_2d(co, "c", typenum, 1, -1, -1);
+    int typenum = float_typenum(co, "c");
+    PyArrayObject *c = typenum < 0 ? NULL : exact_2d(co, "c", typenum, 1, -1, -1);
     if (!c)
         return NULL;
     npy_intp M = PyArray_DIM(c, 0), N = PyArray_DIM(c, 1);
@@ -552,6 +555,17 @@ static PyObject *py_gemm(PyObject *self, PyObject *args)
     Py_RETURN_NONE;
 }
 
+/* kernel (IN,OUT) and x (B,IN) of a dense layer call; sets the dtype */
+static int layer_args(PyObject *ko, PyObject *xo, int *typenum, PyArrayObject **k, PyArrayObject **x)
+{
+    if ((*typenum = float_typenum(ko, "kernel")) < 0)
+        return -1;
+    if (!(*k = exact_2d(ko, "kernel", *typenum, 0, -1, -1)))
+        return -1;
+    *x = exact_2d(xo, "x", *typenum, 0, -1, PyArray_DIM(*k, 0));
+    return *x ? 0 : -1;
+}
+
 PyDoc_STRVAR(dense_forward_doc, "dense_forward(out, x, kernel, bias, activation)\n\n"
                                 "out = activation(x @ kernel + bias) in place; bias may be None.");
 
@@ -559,21 +573,12 @@ static PyObject *py_dense_forward(PyObject *self, PyObject *args)
 {
     PyObject *oo, *xo, *ko, *bo;
     int act;
-    if (!PyArg_ParseTuple(args, "OOOOi", &oo, &xo, &ko, &bo, &act) || check_act(act) < 0)
+    int typenum;
+    PyArrayObject *k, *x;
+    if (!PyArg_ParseTuple(args, "OOOOi", &oo, &xo, &ko, &bo, &act) || check_act(act) < 0 ||
+        layer_args(ko, xo, &typenum, &k, &x) < 0)
         return NULL;
-    if (!PyArray_Check(ko) || dtype_code(PyArray_TYPE((PyArrayObject *)ko)) < 0) {
-        PyErr_SetString(PyExc_TypeError, "kernel must be a float32 or float64 numpy.ndarray");
-        return NULL;
-    }
-    int typenum = PyArray_TYPE((PyArrayObject *)ko);
-    PyArrayObject *k = exact_2d(ko, "kernel", typenum, 0, -1, -1);
-    if (!k)
-        return NULL;
-    npy_intp IN = PyArray_DIM(k, 0), OUT = PyArray_DIM(k, 1);
-    PyArrayObject *x = exact_2d(xo, "x", typenum, 0, -1, IN);
-    if (!x)
-        return NULL;
-    npy_intp B = PyArray_DIM(x, 0);
+    npy_intp IN = PyArray_DIM(k, 0), OUT = PyArray_DIM(k, 1), B = PyArray_DIM(x, 0);
     PyArrayObject *out = exact_2d(oo, "out", typenum, 1, B, OUT);
     PyArrayObject *b = NULL;
     if (!out)
@@ -603,22 +608,12 @@ static PyObject *py_dense_backward(PyObject *self, PyObject *args)
 {
     PyObject *dxo, *dko, *dbo, *doo, *xo, *ko, *oo;
     int act;
+    int typenum;
+    PyArrayObject *k, *x;
     if (!PyArg_ParseTuple(args, "OOOOOOOi", &dxo, &dko, &dbo, &doo, &xo, &ko, &oo, &act) ||
-        check_act(act) < 0)
+        check_act(act) < 0 || layer_args(ko, xo, &typenum, &k, &x) < 0)
         return NULL;
-    if (!PyArray_Check(ko) || dtype_code(PyArray_TYPE((PyArrayObject *)ko)) < 0) {
-        PyErr_SetString(PyExc_TypeError, "kernel must be a float32 or float64 numpy.ndarray");
-        return NULL;
-    }
-    int typenum = PyArray_TYPE((PyArrayObject *)ko);
-    PyArrayObject *k = exact_2d(ko, "kernel", typenum, 0, -1, -1);
-    if (!k)
-        return NULL;
-    npy_intp IN = PyArray_DIM(k, 0), OUT = PyArray_DIM(k, 1);
-    PyArrayObject *x = exact_2d(xo, "x", typenum, 0, -1, IN);
-    if (!x)
-        return NULL;
-    npy_intp B = PyArray_DIM(x, 0);
+    npy_intp IN = PyArray_DIM(k, 0), OUT = PyArray_DIM(k, 1), B = PyArray_DIM(x, 0);
     PyArrayObject *out = exact_2d(oo, "out", typenum, 0, B, OUT);
     PyArrayObject *dout = out ? exact_2d(doo, "dout", typenum, 1, B, OUT) : NULL;
     PyArrayObject *dk = dout ? exact_2d(dko, "dkernel", typenum, 1, IN, OUT) : NULL;
@@ -654,12 +649,8 @@ static PyObject *py_mse(PyObject *self, PyObject *args)
     double scale = 0;
     if (!PyArg_ParseTuple(args, "OO|Od", &po, &yo, &dpo, &scale))
         return NULL;
-    if (!PyArray_Check(po) || dtype_code(PyArray_TYPE((PyArrayObject *)po)) < 0) {
-        PyErr_SetString(PyExc_TypeError, "pred must be a float32 or float64 numpy.ndarray");
-        return NULL;
-    }
-    int typenum = PyArray_TYPE((PyArrayObject *)po);
-    PyArrayObject *p = exact_array(po, "pred", typenum, 0, -1);
+    int typenum = float_typenum(po, "pred");
+    PyArrayObject *p = typenum < 0 ? NULL : exact_array(po, "pred", typenum, 0, -1);
     PyArrayObject *y = p ? exact_array(yo, "y", typenum, 0, PyArray_SIZE(p)) : NULL;
     if (!y)
         return NULL;
@@ -748,24 +739,39 @@ static PyObject *py_net_sizes(PyObject *self, PyObject *args)
                          (Py_ssize_t)fo_net_workspace(&net, (size_t)B));
 }
 
-/* the arrays every network call shares: params, work and the network */
+/* what every network call shares: the network, its dtype, params and x */
 typedef struct {
     fo_net net;
     int typenum;
-    PyArrayObject *params;
+    PyArrayObject *params, *x;
+    npy_intp rows; /* of x */
 } net_args;
 
-static int net_common(PyObject *spec, PyObject *params_o, net_args *a)
+static int net_common(PyObject *spec, PyObject *params_o, PyObject *xo, net_args *a)
 {
     if (parse_net(spec, &a->net) < 0)
         return -1;
-    if (!PyArray_Check(params_o) || dtype_code(PyArray_TYPE((PyArrayObject *)params_o)) < 0) {
-        PyErr_SetString(PyExc_TypeError, "params must be a float32 or float64 numpy.ndarray");
+    if ((a->typenum = float_typenum(params_o, "params")) < 0)
         return -1;
-    }
-    a->typenum = PyArray_TYPE((PyArrayObject *)params_o);
     a->params = exact_array(params_o, "params", a->typenum, 0, (npy_intp)fo_net_n_params(&a->net));
-    return a->params ? 0 : -1;
+    if (!a->params)
+        return -1;
+    a->x = exact_2d(xo, "x", a->typenum, 0, -1, (npy_intp)a->net.units[0]);
+    if (!a->x)
+        return -1;
+    a->rows = PyArray_DIM(a->x, 0);
+    return 0;
+}
+
+/* the workspace array, checked to hold fo_net_workspace(rows) elements */
+static PyArrayObject *work_array(PyObject *wo, const net_args *a, size_t rows)
+{
+    PyArrayObject *work = exact_array(wo, "work", a->typenum, 1, -1);
+    if (work && PyArray_SIZE(work) < (npy_intp)fo_net_workspace(&a->net, rows)) {
+        PyErr_SetString(PyExc_ValueError, "work is too small for this batch size");
+        return NULL;
+    }
+    return work;
 }
 
 PyDoc_STRVAR(net_forward_doc, "net_forward(out, x, params, spec, work)\n\n"
@@ -775,21 +781,16 @@ static PyObject *py_net_forward(PyObject *self, PyObject *args)
 {
     PyObject *oo, *xo, *po, *spec, *wo;
     net_args na;
-    if (!PyArg_ParseTuple(args, "OOOOO", &oo, &xo, &po, &spec, &wo) || net_common(spec, po, &na) < 0)
+    if (!PyArg_ParseTuple(args, "OOOOO", &oo, &xo, &po, &spec, &wo) ||
+        net_common(spec, po, xo, &na) < 0)
         return NULL;
     const fo_net *net = &na.net;
-    PyArrayObject *x = exact_2d(xo, "x", na.typenum, 0, -1, (npy_intp)net->units[0]);
-    if (!x)
-        return NULL;
-    npy_intp B = PyArray_DIM(x, 0);
+    PyArrayObject *x = na.x;
+    const npy_intp B = na.rows;
     PyArrayObject *out = exact_2d(oo, "out", na.typenum, 1, B, (npy_intp)net->units[net->n_layers]);
-    PyArrayObject *work = out ? exact_array(wo, "work", na.typenum, 1, -1) : NULL;
+    PyArrayObject *work = out ? work_array(wo, &na, (size_t)B) : NULL;
     if (!work)
         return NULL;
-    if (PyArray_SIZE(work) < (npy_intp)fo_net_workspace(net, (size_t)B)) {
-        PyErr_SetString(PyExc_ValueError, "work is too small for this batch");
-        return NULL;
-    }
     PyArrayObject *arrs[] = {out, work, x, na.params};
     const char *names[] = {"out", "work", "x", "params"};
     if (check_disjoint(arrs, names, 2, 4) < 0)
@@ -821,26 +822,20 @@ static PyObject *py_net_gradients(PyObject *self, PyObject *args)
     PyObject *go, *xo, *yo, *po, *spec, *wo;
     net_args na;
     if (!PyArg_ParseTuple(args, "OOOOOO", &go, &xo, &yo, &po, &spec, &wo) ||
-        net_common(spec, po, &na) < 0)
+        net_common(spec, po, xo, &na) < 0)
         return NULL;
     const fo_net *net = &na.net;
-    PyArrayObject *x = exact_2d(xo, "x", na.typenum, 0, -1, (npy_intp)net->units[0]);
-    if (!x)
-        return NULL;
-    npy_intp B = PyArray_DIM(x, 0);
+    PyArrayObject *x = na.x;
+    const npy_intp B = na.rows;
     if (B < 1) {
         PyErr_SetString(PyExc_ValueError, "x must have at least one row");
         return NULL;
     }
     PyArrayObject *y = exact_2d(yo, "y", na.typenum, 0, B, (npy_intp)net->units[net->n_layers]);
     PyArrayObject *g = y ? exact_array(go, "grads", na.typenum, 1, PyArray_SIZE(na.params)) : NULL;
-    PyArrayObject *work = g ? exact_array(wo, "work", na.typenum, 1, -1) : NULL;
+    PyArrayObject *work = g ? work_array(wo, &na, (size_t)B) : NULL;
     if (!work)
         return NULL;
-    if (PyArray_SIZE(work) < (npy_intp)fo_net_workspace(net, (size_t)B)) {
-        PyErr_SetString(PyExc_ValueError, "work is too small for this batch");
-        return NULL;
-    }
     PyArrayObject *arrs[] = {g, work, x, y, na.params};
     const char *names[] = {"grads", "work", "x", "y", "params"};
     if (check_disjoint(arrs, names, 2, 5) < 0)
@@ -875,7 +870,7 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
         return NULL;
     net_args na;
     fo_optim_hyper h;
-    if (net_common(spec, po, &na) < 0 || check_kind(kind) < 0 || parse_hyper(hyper_o, &h) < 0)
+    if (net_common(spec, po, xo, &na) < 0 || check_kind(kind) < 0 || parse_hyper(hyper_o, &h) < 0)
         return NULL;
     h.iteration = iteration;
     const fo_net *net = &na.net;
@@ -888,27 +883,21 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
         PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %zd", batch);
         return NULL;
     }
-    PyArrayObject *x = exact_2d(xo, "x", tn, 0, -1, (npy_intp)net->units[0]);
-    if (!x)
-        return NULL;
-    const npy_intp n = PyArray_DIM(x, 0);
+    PyArrayObject *x = na.x;
+    const npy_intp n = na.rows;
     PyArrayObject *y = exact_2d(yo, "y", tn, 0, n, (npy_intp)net->units[net->n_layers]);
     PyArrayObject *g = y ? exact_array(go, "grads", tn, 1, PyArray_SIZE(na.params)) : NULL;
     PyArrayObject *perm = g ? exact_array(permo, "perm", NPY_INT64, 1, n) : NULL;
     PyArrayObject *rng = perm ? exact_array(rngo, "rng_state", NPY_UINT64, 1, 4) : NULL;
     PyArrayObject *lr = rng ? exact_array(lro, "lr", NPY_FLOAT64, 0, -1) : NULL;
-    PyArrayObject *work = lr ? exact_array(wo, "work", tn, 1, -1) : NULL;
+    const size_t rows = (size_t)(batch < n ? batch : (n > 0 ? n : 1));
+    PyArrayObject *work = lr ? work_array(wo, &na, rows) : NULL;
     if (!work)
         return NULL;
-    const size_t rows = (size_t)(batch < n ? batch : (n > 0 ? n : 1));
     const npy_intp steps = n == 0 ? 0 : (n + batch - 1) / batch;
     if (PyArray_SIZE(lr) != 1 && PyArray_SIZE(lr) != steps) {
         PyErr_Format(PyExc_ValueError, "lr must have 1 or %zd (steps) entries, got %zd", steps,
                      PyArray_SIZE(lr));
-        return NULL;
-    }
-    if (PyArray_SIZE(work) < (npy_intp)fo_net_workspace(net, rows)) {
-        PyErr_SetString(PyExc_ValueError, "work is too small for this batch size");
         return NULL;
     }
     int used[FO_MAX_SLOTS];
@@ -975,11 +964,8 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
 static int linear_args(PyObject *xo, PyObject *yo, PyObject *wo, int *typenum, PyArrayObject **x,
                        PyArrayObject **y, PyArrayObject **w, int w_writable)
 {
-    if (!PyArray_Check(xo) || dtype_code(PyArray_TYPE((PyArrayObject *)xo)) < 0) {
-        PyErr_SetString(PyExc_TypeError, "x must be a float32 or float64 numpy.ndarray");
+    if ((*typenum = float_typenum(xo, "x")) < 0)
         return -1;
-    }
-    *typenum = PyArray_TYPE((PyArrayObject *)xo);
     if (!(*x = exact_2d(xo, "x", *typenum, 0, -1, -1)))
         return -1;
     if (!(*y = exact_array(yo, "y", *typenum, 0, PyArray_DIM(*x, 0))))

@@ -73,64 +73,46 @@ class InverseSqrtDecay(LearningRateSchedule):
         return {"initial_learning_rate": self.initial_learning_rate, "beta": self.beta}
 
 
-class ExponentialDecay(LearningRateSchedule):
+class _StepDecay(LearningRateSchedule):
+    """Shared by the Keras decays of ``p = step / decay_steps`` (floored when ``staircase``)."""
+
+    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
+                 staircase: bool = False):
+        self.initial_learning_rate = check_real(initial_learning_rate, "initial_learning_rate", low=0)
+        self.decay_steps = check_positive(decay_steps, "decay_steps")
+        self.decay_rate = check_real(decay_rate, "decay_rate", low=0)
+        self.staircase = bool(staircase)
+
+    def _progress(self, steps):
+        p = np.asarray(steps, dtype=np.float64) / self.decay_steps
+        return np.floor(p) if self.staircase else p
+
+    def __call__(self, step: int) -> float:
+        return float(self._vectorized(np.float64(step)))
+
+    def get_config(self):
+        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
+                "decay_rate": self.decay_rate, "staircase": self.staircase}
+
+
+class ExponentialDecay(_StepDecay):
     """``lr = initial_learning_rate * decay_rate ** (step / decay_steps)``.
 
     With ``staircase=True`` the exponent is ``floor(step / decay_steps)``.
     """
 
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
-                 staircase: bool = False):
-        self.initial_learning_rate = check_real(initial_learning_rate, "initial_learning_rate", low=0)
-        self.decay_steps = check_positive(decay_steps, "decay_steps")
-        self.decay_rate = check_real(decay_rate, "decay_rate", low=0)
-        self.staircase = bool(staircase)
-
-    def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate * self.decay_rate ** p
-
     def _vectorized(self, steps):
-        p = steps / self.decay_steps
-        if self.staircase:
-            p = np.floor(p)
-        return self.initial_learning_rate * np.power(self.decay_rate, p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase}
+        return self.initial_learning_rate * np.power(self.decay_rate, self._progress(steps))
 
 
-class InverseTimeDecay(LearningRateSchedule):
+class InverseTimeDecay(_StepDecay):
     """``lr = initial_learning_rate / (1 + decay_rate * step / decay_steps)``.
 
     With ``staircase=True`` the ratio is ``floor(step / decay_steps)``.
     """
 
-    def __init__(self, initial_learning_rate: float, decay_steps: int, decay_rate: float,
-                 staircase: bool = False):
-        self.initial_learning_rate = check_real(initial_learning_rate, "initial_learning_rate", low=0)
-        self.decay_steps = check_positive(decay_steps, "decay_steps")
-        self.decay_rate = check_real(decay_rate, "decay_rate", low=0)
-        self.staircase = bool(staircase)
-
-    def __call__(self, step: int) -> float:
-        p = step / self.decay_steps
-        if self.staircase:
-            p = math.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
     def _vectorized(self, steps):
-        p = steps / self.decay_steps
-        if self.staircase:
-            p = np.floor(p)
-        return self.initial_learning_rate / (1.0 + self.decay_rate * p)
-
-    def get_config(self):
-        return {"initial_learning_rate": self.initial_learning_rate, "decay_steps": self.decay_steps,
-                "decay_rate": self.decay_rate, "staircase": self.staircase}
+        return self.initial_learning_rate / (1.0 + self.decay_rate * self._progress(steps))
 
 
 class PiecewiseConstantDecay(LearningRateSchedule):
