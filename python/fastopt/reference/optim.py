@@ -1,2 +1,237 @@
-"""NumPy twins of the optimizer kernels (csrc/optim_impl.h)."""
-__all__: list = []
+"""NumPy twins of the optimizer kernels (csrc/optim_impl.h) and of the
+learning-rate schedules: the update rules of python/fastopt/optimizers.py
+(Keras 3's), written to be read, not to be fast.
+
+Each ``*_update`` function updates ``var`` and its state arrays in place.
+The arithmetic is done in the variable's dtype, as the C kernels do it:
+hyperparameters are Python floats, which NumPy casts to the array's dtype
+(NEP 50), so a float32 variable is stepped in float32.  Decoupled weight decay
+``var <- var * (1 - learning_rate * weight_decay)`` comes first, then the rule.
+
+:class:`ReferenceOptimizer` runs the same trajectory as
+``fastopt.optimizers.<Name>``: gradient clipping, schedules evaluated at
+``iterations`` (0-based), one state per variable (kept by identity).
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = [
+    "sgd_update",
+    "adagrad_update",
+    "rmsprop_update",
+    "adam_update",
+    "clip_gradients",
+    "schedule_value",
+    "ReferenceOptimizer",
+]
+
+
+def _decay(var, learning_rate, weight_decay):
+    """Decoupled weight decay, applied before the update."""
+    if weight_decay:
+        var[...] = var * (1.0 - learning_rate * weight_decay)
+
+
+def _as_var_dtype(grad, var):
+    return np.asarray(grad).astype(var.dtype.newbyteorder("="))
+
+
+def sgd_update(var, grad, m, *, learning_rate, momentum=0.0, nesterov=False, weight_decay=0.0):
+    """m <- momentum*m - lr*g;  w <- w + m  (nesterov: w <- w + momentum*m - lr*g).
+    Without momentum (m is None): w <- w - lr*g."""
+    lr = float(learning_rate)
+    g = _as_var_dtype(grad, var)
+    _decay(var, lr, weight_decay)
+    if m is None:
+        var[...] = var - lr * g
+        return
+    m[...] = momentum * m - lr * g
+    if nesterov:
+        var[...] = var + (momentum * m - lr * g)
+    else:
+        var[...] = var + m
+
+
+def adagrad_update(var, grad, accumulator, *, learning_rate, epsilon, weight_decay=0.0):
+    """a <- a + g^2;  w <- w - lr * g / sqrt(a + epsilon)."""
+    lr = float(learning_rate)
+    g = _as_var_dtype(grad, var)
+    _decay(var, lr, weight_decay)
+    accumulator[...] = accumulator + g * g
+    var[...] = var - lr * g / np.sqrt(accumulator + epsilon)
+
+
+def rmsprop_update(var, grad, velocity, m, average_grad, *, learning_rate, rho, momentum=0.0,
+                   epsilon, centered=False, weight_decay=0.0):
+    """v <- rho*v + (1-rho)*g^2;  a <- rho*a + (1-rho)*g (centered);
+    step <- lr*g / sqrt(v + eps)  (centered: sqrt(v - a^2 + eps));
+    m <- momentum*m + step, step <- m (when m is not None);  w <- w - step."""
+    lr = float(learning_rate)
+    g = _as_var_dtype(grad, var)
+    _decay(var, lr, weight_decay)
+    velocity[...] = rho * velocity + (1.0 - rho) * (g * g)
+    if centered:
+        average_grad[...] = rho * average_grad + (1.0 - rho) * g
+        denominator = velocity - average_grad * average_grad + epsilon
+    else:
+        denominator = velocity + epsilon
+    step = lr * g / np.sqrt(denominator)
+    if m is not None:
+        m[...] = momentum * m + step
+        step = m
+    var[...] = var - step
+
+
+def adam_update(var, grad, m, v, v_hat, *, learning_rate, beta_1, beta_2, epsilon, amsgrad=False,
+                iteration, weight_decay=0.0):
+    """At step t = iteration + 1:
+    m <- m + (1-beta_1)*(g - m);  v <- v + (1-beta_2)*(g^2 - v);
+    v_hat <- max(v_hat, v) and used for v (amsgrad);
+    w <- w - lr * sqrt(1-beta_2^t)/(1-beta_1^t) * m / (sqrt(v) + epsilon)."""
+    lr = float(learning_rate)
+    g = _as_var_dtype(grad, var)
+    _decay(var, lr, weight_decay)
+    t = iteration + 1.0
+    alpha = lr * math.sqrt(1.0 - beta_2 ** t) / (1.0 - beta_1 ** t)
+    m[...] = m + (g - m) * (1.0 - beta_1)
+    v[...] = v + (g * g - v) * (1.0 - beta_2)
+    if amsgrad:
+        v_hat[...] = np.maximum(v_hat, v)
+        v = v_hat
+    var[...] = var - alpha * m / (np.sqrt(v) + epsilon)
+
+
+def clip_gradients(grads, *, clipnorm=None, clipvalue=None, global_clipnorm=None):
+    """Keras' precedence: clipnorm (each gradient's norm), else global_clipnorm
+    (the norm of all of them), else clipvalue (each element).  A norm clip is
+    ``g * c / max(norm, c)``.  Returns new arrays; the inputs are not written."""
+    grads = [np.asarray(g) for g in grads]
+
+    def norm(g):
+        return math.sqrt(float(np.sum(np.square(g.astype(np.float64)))))
+
+    if clipnorm:
+        return [g * (clipnorm / max(norm(g), clipnorm)) for g in grads]
+    if global_clipnorm:
+        total = math.sqrt(sum(norm(g) ** 2 for g in grads))
+        return [g * (global_clipnorm / max(total, global_clipnorm)) for g in grads]
+    if clipvalue:
+        return [np.clip(g, -clipvalue, clipvalue) for g in grads]
+    return grads
+
+
+# -- schedules -------------------------------------------------------------
+
+def _exponential(step, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+    p = step / decay_steps
+    return initial_learning_rate * decay_rate ** (math.floor(p) if staircase else p)
+
+
+def _inverse_time(step, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+    p = step / decay_steps
+    return initial_learning_rate / (1.0 + decay_rate * (math.floor(p) if staircase else p))
+
+
+def _piecewise(step, boundaries, values):
+    for boundary, value in zip(boundaries, values):
+        if step <= boundary:
+            return value
+    return values[-1]
+
+
+def _inverse_sqrt(step, initial_learning_rate, beta):
+    return initial_learning_rate / math.sqrt(1.0 + beta * step)
+
+
+_SCHEDULES = {"ExponentialDecay": _exponential, "InverseTimeDecay": _inverse_time,
+              "PiecewiseConstantDecay": _piecewise, "InverseSqrtDecay": _inverse_sqrt}
+
+
+def schedule_value(learning_rate, step):
+    """The learning rate of step ``step`` (0-based): a number as is, a
+    fastopt schedule by its formula (from its config), another callable called."""
+    formula = _SCHEDULES.get(type(learning_rate).__name__)
+    if formula is not None and hasattr(learning_rate, "get_config"):
+        return float(formula(step, **learning_rate.get_config()))
+    if callable(learning_rate):
+        return float(learning_rate(step))
+    return float(learning_rate)
+
+
+# -- the optimizer -----------------------------------------------------------
+
+_DEFAULTS = {
+    "sgd": dict(learning_rate=0.01, momentum=0.0, nesterov=False),
+    "adagrad": dict(learning_rate=0.001, initial_accumulator_value=0.1, epsilon=1e-7),
+    "rmsprop": dict(learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7, centered=False),
+    "adam": dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False),
+    "adamw": dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
+                  weight_decay=0.004),
+}
+_COMMON = dict(weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None)
+
+
+class ReferenceOptimizer:
+    """``ReferenceOptimizer("adam", learning_rate=0.01, amsgrad=True)``: the
+    keyword arguments of ``fastopt.optimizers.Adam``.  ``slots(var)`` gives the
+    state in fastopt's order (``get_state``): SGD (momentum,), Adagrad
+    (accumulator,), RMSprop (velocity, momentum, average_gradient), Adam
+    (m, v, v_hat), with None where a slot is unused."""
+
+    def __init__(self, name, **config):
+        self.kind = name.lower()
+        unknown = set(config) - set(_DEFAULTS[self.kind]) - set(_COMMON)
+        if unknown:
+            raise TypeError(f"unknown arguments {sorted(unknown)}")
+        self.config = {**_COMMON, **_DEFAULTS[self.kind], **config}
+        self.iterations = 0
+        self._state = {}  # id(var) -> (var, slots)
+
+    def _new_slots(self, var):
+        c, shape, dtype = self.config, var.shape, var.dtype.newbyteorder("=")
+
+        def zeros(used=True):
+            return np.zeros(shape, dtype) if used else None
+
+        if self.kind == "sgd":
+            return (zeros(c["momentum"] > 0), None, None)
+        if self.kind == "adagrad":
+            return (np.full(shape, c["initial_accumulator_value"], dtype), None, None)
+        if self.kind == "rmsprop":
+            return (zeros(), zeros(c["momentum"] > 0), zeros(c["centered"]))
+        return (zeros(), zeros(), zeros(c["amsgrad"]))
+
+    def slots(self, var):
+        return self._state[id(var)][1]
+
+    def apply_gradients(self, grads_and_vars):
+        pairs = [(g, v) for g, v in grads_and_vars if g is not None]
+        if not pairs:
+            raise ValueError("no gradients")
+        c = self.config
+        lr = schedule_value(c["learning_rate"], self.iterations)
+        wd = c["weight_decay"] or 0.0
+        # cast first, as the C step does: clipping sees the gradient in the variable's dtype
+        grads = clip_gradients([_as_var_dtype(g, v) for g, v in pairs], clipnorm=c["clipnorm"],
+                               clipvalue=c["clipvalue"], global_clipnorm=c["global_clipnorm"])
+        for g, (_, var) in zip(grads, pairs):
+            if id(var) not in self._state:
+                self._state[id(var)] = (var, self._new_slots(var))
+            s = self.slots(var)
+            if self.kind == "sgd":
+                sgd_update(var, g, s[0], learning_rate=lr, momentum=c["momentum"],
+                           nesterov=c["nesterov"], weight_decay=wd)
+            elif self.kind == "adagrad":
+                adagrad_update(var, g, s[0], learning_rate=lr, epsilon=c["epsilon"], weight_decay=wd)
+            elif self.kind == "rmsprop":
+                rmsprop_update(var, g, *s, learning_rate=lr, rho=c["rho"], momentum=c["momentum"],
+                               epsilon=c["epsilon"], centered=c["centered"], weight_decay=wd)
+            else:
+                adam_update(var, g, *s, learning_rate=lr, beta_1=c["beta_1"], beta_2=c["beta_2"],
+                            epsilon=c["epsilon"], amsgrad=c["amsgrad"], iteration=self.iterations,
+                            weight_decay=wd)
+        self.iterations += 1
+        return self.iterations
