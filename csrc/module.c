@@ -194,8 +194,8 @@ static const written *find_written(const written *w, Py_ssize_t nw, const char *
 PyDoc_STRVAR(optim_update_doc,
              "optim_update(kind, variables, grads, slots, hyper, learning_rate, iteration)\n\n"
              "One optimizer step over every variable, in place.  slots[i] is a 3-tuple of the\n"
-             "variable's state arrays (None where unused).  Nothing is written unless every\n"
-             "argument is valid.");
+             "variable's state arrays (None where unused); a pair whose gradient is None is\n"
+             "skipped.  Nothing is written unless every argument is valid.");
 
 /* sort the written ranges by start: insertion sort for the usual handful */
 static void sort_written(written *w, Py_ssize_t nw)
@@ -237,7 +237,10 @@ static PyArrayObject *gradient_array(PyObject *g, PyArrayObject *va, Py_ssize_t 
         return NULL;
     }
     PyArray_Descr *vdescr = PyArray_DescrFromType(typenum);
-    if (!PyArray_CanCastTypeTo(PyArray_DESCR(ga), vdescr, NPY_SAFE_CASTING)) {
+    /* Python floats and lists of them carry no precision of their own (NumPy's
+     * weak scalars): they take the variable's dtype.  Arrays must cast safely. */
+    const int weak = !PyArray_Check(g) && !PyArray_IsScalar(g, Generic);
+    if (!weak && !PyArray_CanCastTypeTo(PyArray_DESCR(ga), vdescr, NPY_SAFE_CASTING)) {
         PyErr_Format(PyExc_TypeError,
                      "grads[%zd] has dtype %S but variables[%zd] has dtype %S; casting would "
                      "lose precision, cast the gradient explicitly",
@@ -257,7 +260,8 @@ static PyArrayObject *gradient_array(PyObject *g, PyArrayObject *va, Py_ssize_t 
         Py_DECREF(ga);
         return NULL;
     }
-    PyArrayObject *c = (PyArrayObject *)PyArray_FromArray(ga, vdescr, NPY_ARRAY_IN_ARRAY); /* steals vdescr */
+    PyArrayObject *c = (PyArrayObject *)PyArray_FromArray(
+        ga, vdescr, NPY_ARRAY_IN_ARRAY | (weak ? NPY_ARRAY_FORCECAST : 0)); /* steals vdescr */
     Py_DECREF(ga);
     return c;
 }
@@ -317,9 +321,12 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
         memset(gin_s, 0, sizeof gin_s);
     }
 
+    Py_ssize_t nb = 0; /* variables with a gradient: bufs[0..nb) */
     for (Py_ssize_t i = 0; i < n; i++) {
         PyObject *v = PySequence_Fast_GET_ITEM(vars, i);
         PyObject *s = PySequence_Fast_GET_ITEM(slots, i);
+        if (PySequence_Fast_GET_ITEM(grads, i) == Py_None)
+            continue; /* Keras: a variable without a gradient is left alone */
         if (!PyArray_Check(v)) {
             PyErr_Format(PyExc_TypeError,
                          "variables[%zd] must be a numpy.ndarray (updated in place), got %.100s",
@@ -337,6 +344,17 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
             PyErr_Format(PyExc_ValueError, "variables[%zd] is read-only; it is updated in place", i);
             goto fail;
         }
+        if (!PyArray_IS_C_CONTIGUOUS(va)) {
+            /* elements that share memory (stride 0, as_strided) cannot each be updated */
+            char *lo, *hi;
+            extent(va, &lo, &hi);
+            if (hi - lo < PyArray_NBYTES(va)) {
+                PyErr_Format(PyExc_ValueError,
+                             "variables[%zd] has elements that share memory; it cannot be updated "
+                             "in place", i);
+                goto fail;
+            }
+        }
         /* the gradient: any floating array that casts safely to the variable's dtype */
         if (!(gin[i] = gradient_array(PySequence_Fast_GET_ITEM(grads, i), va, i)))
             goto fail;
@@ -345,10 +363,11 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
             PyErr_Format(PyExc_TypeError, "slots[%zd] must be a %d-tuple", i, FO_MAX_SLOTS);
             goto fail;
         }
-        bufs[i].dtype = code;
-        bufs[i].n = (size_t)PyArray_SIZE(va);
+        fo_optim_buffers *bi = &bufs[nb++];
+        bi->dtype = code;
+        bi->n = (size_t)PyArray_SIZE(va);
         for (int k = 0; k < FO_MAX_SLOTS; k++) {
-            bufs[i].slot[k] = NULL;
+            bi->slot[k] = NULL;
             if (!used[k])
                 continue;
             char name[64];
@@ -357,7 +376,7 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
                                             PyArray_SIZE(va));
             if (sa == NULL)
                 goto fail;
-            bufs[i].slot[k] = PyArray_DATA(sa);
+            bi->slot[k] = PyArray_DATA(sa);
             written *wk = &w[nw++];
             extent(sa, &wk->lo, &wk->hi);
             wk->arr = sa;
@@ -373,20 +392,26 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
 
     /* no two written buffers may share memory (the same variable twice included) */
     sort_written(w, nw);
+    const written *clash[2] = {NULL, NULL};
     for (Py_ssize_t a = 0; a < nw; a++) {
         for (Py_ssize_t b = a + 1; b < nw && w[b].lo < w[a].hi; b++) {
             int ov = overlaps(w[a].arr, w[b].arr);
             if (ov < 0)
                 goto fail;
-            if (ov) {
-                char da[48], db[48];
-                describe(da, sizeof da, &w[a]);
-                describe(db, sizeof db, &w[b]);
-                PyErr_Format(PyExc_ValueError, "%s and %s share memory; each is updated in place",
-                             da, db);
-                goto fail;
+            /* name the caller's variables rather than their state where both clash */
+            if (ov && (!clash[0] || (w[a].slot < 0 && w[b].slot < 0))) {
+                clash[0] = &w[a];
+                clash[1] = &w[b];
             }
         }
+    }
+    if (clash[0]) {
+        char da[48], db[48];
+        const written *x = clash[0]->var <= clash[1]->var ? clash[0] : clash[1];
+        describe(da, sizeof da, x);
+        describe(db, sizeof db, x == clash[0] ? clash[1] : clash[0]);
+        PyErr_Format(PyExc_ValueError, "%s and %s share memory; each is updated in place", da, db);
+        goto fail;
     }
 
     /* a gradient that shares memory with anything written is read from a copy;
@@ -395,6 +420,8 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
         w[j].reach = j > 0 && w[j - 1].reach > w[j].hi ? w[j - 1].reach : w[j].hi;
     for (Py_ssize_t i = 0; i < n; i++) {
         char *lo, *hi;
+        if (gin[i] == NULL)
+            continue;
         extent(gin[i], &lo, &hi);
         int copy = 0;
         for (const written *p = find_written(w, nw, hi); p && p->reach > lo && !copy;
@@ -413,8 +440,10 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
 
     /* the variables: written through a contiguous copy that is written back
      * (WRITEBACKIFCOPY) when a variable is a strided view or byte-swapped */
-    for (Py_ssize_t i = 0; i < n; i++) {
+    for (Py_ssize_t i = 0, b = 0; i < n; i++) {
         PyArrayObject *va = (PyArrayObject *)PySequence_Fast_GET_ITEM(vars, i);
+        if (gin[i] == NULL)
+            continue;
         if (PyArray_ISCARRAY(va) && PyArray_ISNOTSWAPPED(va)) {
             Py_INCREF(va);
             vin[i] = va;
@@ -424,16 +453,16 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
             if (vin[i] == NULL)
                 goto fail;
         }
-        bufs[i].var = PyArray_DATA(vin[i]);
-        bufs[i].grad = PyArray_DATA(gin[i]);
+        bufs[b].var = PyArray_DATA(vin[i]);
+        bufs[b++].grad = PyArray_DATA(gin[i]);
     }
 
     Py_BEGIN_ALLOW_THREADS
-    fo_optim_update((int)kind, (size_t)n, bufs, &h);
+    fo_optim_update((int)kind, (size_t)nb, bufs, &h);
     Py_END_ALLOW_THREADS
 
     for (Py_ssize_t i = 0; i < n; i++) {
-        if (PyArray_ResolveWritebackIfCopy(vin[i]) < 0)
+        if (vin[i] && PyArray_ResolveWritebackIfCopy(vin[i]) < 0)
             goto fail;
         Py_CLEAR(vin[i]);
     }

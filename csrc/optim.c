@@ -48,11 +48,12 @@ static double sumsq(int dtype, const void *x, size_t n)
     return dtype == FO_F32 ? fo_sumsq_f32((const float *)x, n) : fo_sumsq_f64((const double *)x, n);
 }
 
-/* Keras' clip_by_norm / clip_by_global_norm: g * c / max(norm, c) */
+/* Keras' clip_by_norm / clip_by_global_norm: g * c / max(norm, c).  A NaN
+ * norm makes every gradient NaN, as in Keras and torch's clip_grad_norm_. */
 static double clip_scale(double sq, double c)
 {
     double norm = sqrt(sq);
-    return norm > c ? c / norm : 1.0;
+    return norm <= c ? 1.0 : c / norm;
 }
 
 #define FO_STEP(T, S)                                                                       \

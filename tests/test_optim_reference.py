@@ -468,3 +468,20 @@ def test_kernel_clip_precedence_is_keras(clip):
     _core.optim_update(_core.SGD, ws, grads, [(None, None, None)] * 2, _hyper(**clip), 1.0, 0)
     for w, e in zip(ws, clip_gradients(grads, **clip)):
         np.testing.assert_allclose(-w, e, rtol=1e-15)
+
+
+@pytest.mark.parametrize("grad, shape", [(0.1, ()), ([0.1, 0.1, 0.1], (3,))])
+def test_python_numbers_take_the_variables_dtype(grad, shape):
+    # Python floats carry no precision of their own (NumPy's weak scalars)
+    w, expected = np.ones(shape, np.float32), np.ones(shape, np.float32)
+    fo.optimizers.SGD(0.1).apply_gradients([(grad, w)])
+    fo.optimizers.SGD(0.1).apply_gradients([(np.full(shape, 0.1, np.float32), expected)])
+    np.testing.assert_array_equal(w, expected)
+
+
+@pytest.mark.parametrize("clip", [{"clipnorm": 1.0}, {"global_clipnorm": 1.0}])
+def test_nan_gradient_under_a_norm_clip_spreads_to_every_element(clip):
+    # as Keras' clip_by_norm and torch's clip_grad_norm_: the norm is NaN, so is the scale
+    w = np.zeros(4)
+    fo.optimizers.SGD(0.1, **clip).apply_gradients([(np.array([1.0, np.nan, 2.0, 3.0]), w)])
+    assert np.isnan(w).all()

@@ -27,6 +27,7 @@ exactly, a float64 gradient for a float32 variable is refused.
 from __future__ import annotations
 
 import math
+import weakref
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
 import numpy as np
@@ -65,10 +66,32 @@ class Optimizer:
         if len(given) > 1:
             raise ValueError(f"set at most one of clipnorm, clipvalue and global_clipnorm; got {given}")
         self.iterations = 0
-        # id(variable) -> (variable, slots): the variable is held so its id stays its own
-        self._state: dict[int, tuple[np.ndarray, tuple]] = {}
+        # id(variable) -> (weak reference to the variable, slots)
+        self._state: dict[int, tuple[weakref.ref, tuple]] = {}
 
     # -- hyperparameters ------------------------------------------------
+    _HYPER = frozenset({"weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "momentum",
+                        "nesterov", "rho", "centered", "beta_1", "beta_2", "epsilon", "amsgrad",
+                        "initial_accumulator_value"})
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        """Assigning a hyperparameter after construction (``opt.momentum = 0.9``,
+        as Keras allows) goes through the constructor's checks and takes effect
+        at the next step.  A change that would need other state (momentum from
+        0, amsgrad, centered) is refused once the optimizer holds state."""
+        if name not in self._HYPER or "_hyper" not in self.__dict__:
+            object.__setattr__(self, name, value)
+            return
+        config = self.get_config()
+        config[name] = value
+        fresh = type(self).from_config(config)  # validates; raises before anything changes
+        if fresh._slots_used != self._slots_used and self._state:
+            raise ValueError(f"cannot change {name} to {value!r} after the first step: it changes "
+                             "which state the optimizer keeps; make a new optimizer")
+        for key in self._HYPER | {"_hyper", "_slots_used"}:
+            if key in fresh.__dict__:
+                object.__setattr__(self, key, fresh.__dict__[key])
+
     def _set_hyper(self, momentum=0.0, nesterov=False, rho=0.0, centered=False, beta_1=0.0,
                    beta_2=0.0, epsilon=0.0, amsgrad=False):
         """Cache the tuple of constant hyperparameters the C step reads."""
@@ -85,11 +108,10 @@ class Optimizer:
 
     def _set_learning_rate(self, learning_rate: LearningRate) -> None:
         if isinstance(learning_rate, _schedules.LearningRateSchedule) or callable(learning_rate):
-            self._schedule = learning_rate
-            self._lr = None
+            self._schedule, self._lr = learning_rate, None
         else:
-            self._schedule = None
-            self._lr = check_real(learning_rate, "learning_rate", low=0)
+            lr = check_real(learning_rate, "learning_rate", low=0)  # before anything changes
+            self._schedule, self._lr = None, lr
 
     @property
     def learning_rate(self) -> float:
@@ -130,20 +152,32 @@ class Optimizer:
     def _init_slot(self, k: int, shape, dtype) -> np.ndarray:
         return np.zeros(shape, dtype=dtype)
 
+    def _entry(self, variable: np.ndarray, slots: tuple) -> tuple:
+        """A state entry: a weak reference to the variable (the entry goes when
+        the array does) and its slots."""
+        state, key = self._state, id(variable)
+
+        def forget(ref, state=state, key=key):
+            entry = state.get(key)
+            if entry is not None and entry[0] is ref:
+                del state[key]
+
+        return (weakref.ref(variable, forget), slots)
+
     def _bind_flat(self, flat: np.ndarray, views: Sequence[np.ndarray]) -> tuple:
         """State for a model whose variables are ``views`` of one flat buffer:
         the flat slots, with each view's slots views of them, so ``fit`` (one
         kernel call over ``flat``) and ``apply_gradients`` on the views share
         one state.  Returns the flat slots."""
         entry = self._state.get(id(flat))
-        if entry is None or entry[0] is not flat:
-            entry = (flat, self._new_slots(flat))
+        if entry is None or entry[0]() is not flat:
+            entry = self._entry(flat, self._new_slots(flat))
             self._state[id(flat)] = entry
             base = flat.__array_interface__["data"][0]
             for v in views:
                 off = (v.__array_interface__["data"][0] - base) // flat.itemsize
-                self._state[id(v)] = (v, tuple(None if s is None else s[off:off + v.size].reshape(v.shape)
-                                               for s in entry[1]))
+                self._state[id(v)] = self._entry(v, tuple(
+                    None if s is None else s[off:off + v.size].reshape(v.shape) for s in entry[1]))
         return entry[1]
 
     # -- the step -----------------------------------------------------------
@@ -151,27 +185,30 @@ class Optimizer:
         """Update every variable in place from its gradient; returns ``iterations``.
 
         Pairs whose gradient is ``None`` are skipped, as in Keras.  Nothing is
-        written unless every pair is valid.
+        written unless every pair is valid.  State (momentum, m, v, ...) is
+        kept per array object: pass the same arrays at every step.
         """
         grads, variables = [], []
-        for pair in grads_and_vars:
-            g, v = pair
-            if g is not None:
-                grads.append(g)
-                variables.append(v)
-        if not variables:
-            raise ValueError("apply_gradients got no (gradient, variable) pair with a gradient")
+        for g, v in grads_and_vars:
+            grads.append(g)
+            variables.append(v)
         state = self._state
         slots = []
         new = None
-        for v in variables:
+        for g, v in zip(grads, variables):
             entry = state.get(id(v))
-            if entry is None or entry[0] is not v:
-                entry = (v, self._new_slots(v))
+            if entry is None or entry[0]() is not v:
+                fresh = _NO_SLOTS if g is None else self._new_slots(v)
+                if fresh is _NO_SLOTS:  # no gradient, or not a float array (the C step names it)
+                    slots.append(_NO_SLOTS)
+                    continue
+                entry = self._entry(v, fresh)
                 if new is None:
                     new = {}
                 new[id(v)] = entry
             slots.append(entry[1])
+        if all(g is None for g in grads):
+            raise ValueError("apply_gradients got no (gradient, variable) pair with a gradient")
         lr = self._lr if self._schedule is None else self._scheduled(self.iterations)
         _core.optim_update(self._kind, variables, grads, slots, self._hyper, lr, self.iterations)
         if new:
@@ -209,11 +246,11 @@ class Optimizer:
         ``variables`` fixes the order (default: the order the optimizer first saw them).
         """
         if variables is None:
-            variables = [entry[0] for entry in self._state.values()]
+            variables = [v for v in (entry[0]() for entry in list(self._state.values())) if v is not None]
         slots = []
         for v in variables:
             entry = self._state.get(id(v))
-            if entry is None or entry[0] is not v:
+            if entry is None or entry[0]() is not v:
                 raise ValueError("get_state: a variable was never stepped by this optimizer")
             slots.append([None if s is None else s.copy() for s in entry[1]])
         return {"iterations": self.iterations, "slots": slots}
@@ -238,11 +275,13 @@ class Optimizer:
             staged.append((v, fresh, saved))
         for v, fresh, saved in staged:
             entry = self._state.get(id(v))
-            target = entry[1] if entry is not None and entry[0] is v else fresh
+            known = entry is not None and entry[0]() is v
+            target = entry[1] if known else fresh
             for f, s in zip(target, saved):
                 if f is not None:
                     f[...] = s
-            self._state[id(v)] = (v, target)
+            if not known:
+                self._state[id(v)] = self._entry(v, target)
         self.iterations = int(state["iterations"])
 
     def __repr__(self) -> str:
