@@ -42,6 +42,32 @@ LearningRate = Union[float, _schedules.LearningRateSchedule, Callable[[int], flo
 
 _NO_SLOTS = (None, None, None)
 
+_HYPERPARAMETERS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "momentum", "nesterov",
+                    "rho", "centered", "beta_1", "beta_2", "epsilon", "amsgrad",
+                    "initial_accumulator_value")
+
+
+class _Hyperparameter:
+    """A hyperparameter attribute: plain to read; assigning it once the
+    optimizer is built re-checks it and updates what the C step reads."""
+
+    def __set_name__(self, owner, name):
+        self.name = name
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        try:
+            return obj.__dict__[self.name]
+        except KeyError:
+            raise AttributeError(f"{type(obj).__name__} has no hyperparameter {self.name!r}") from None
+
+    def __set__(self, obj, value):
+        if "_hyper" in obj.__dict__:
+            obj._reconfigure(self.name, value)
+        else:  # the constructor, which checks it
+            obj.__dict__[self.name] = value
+
 
 class Optimizer:
     """Base class: state, schedules, clipping and ``apply_gradients``.
@@ -52,6 +78,9 @@ class Optimizer:
 
     _kind: int = -1
     _slot_names: tuple = ()
+    (weight_decay, clipnorm, clipvalue, global_clipnorm, momentum, nesterov, rho, centered,
+     beta_1, beta_2, epsilon, amsgrad, initial_accumulator_value) = (
+        _Hyperparameter() for _ in _HYPERPARAMETERS)
 
     def __init__(self, learning_rate: LearningRate, weight_decay: Optional[float] = None,
                  clipnorm: Optional[float] = None, clipvalue: Optional[float] = None,
@@ -70,27 +99,22 @@ class Optimizer:
         self._state: dict[int, tuple[weakref.ref, tuple]] = {}
 
     # -- hyperparameters ------------------------------------------------
-    _HYPER = frozenset({"weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "momentum",
-                        "nesterov", "rho", "centered", "beta_1", "beta_2", "epsilon", "amsgrad",
-                        "initial_accumulator_value"})
-
-    def __setattr__(self, name: str, value: Any) -> None:
+    def _reconfigure(self, name: str, value: Any) -> None:
         """Assigning a hyperparameter after construction (``opt.momentum = 0.9``,
         as Keras allows) goes through the constructor's checks and takes effect
         at the next step.  A change that would need other state (momentum from
         0, amsgrad, centered) is refused once the optimizer holds state."""
-        if name not in self._HYPER or "_hyper" not in self.__dict__:
-            object.__setattr__(self, name, value)
-            return
         config = self.get_config()
+        if name not in config:
+            raise AttributeError(f"{type(self).__name__} has no hyperparameter {name!r}")
         config[name] = value
         fresh = type(self).from_config(config)  # validates; raises before anything changes
         if fresh._slots_used != self._slots_used and self._state:
             raise ValueError(f"cannot change {name} to {value!r} after the first step: it changes "
                              "which state the optimizer keeps; make a new optimizer")
-        for key in self._HYPER | {"_hyper", "_slots_used"}:
+        for key in _HYPERPARAMETERS + ("_hyper", "_slots_used"):
             if key in fresh.__dict__:
-                object.__setattr__(self, key, fresh.__dict__[key])
+                self.__dict__[key] = fresh.__dict__[key]
 
     def _set_hyper(self, momentum=0.0, nesterov=False, rho=0.0, centered=False, beta_1=0.0,
                    beta_2=0.0, epsilon=0.0, amsgrad=False):
@@ -188,26 +212,27 @@ class Optimizer:
         written unless every pair is valid.  State (momentum, m, v, ...) is
         kept per array object: pass the same arrays at every step.
         """
-        grads, variables = [], []
+        grads, variables, slots = [], [], []
+        state = self._state
+        new = None
+        any_gradient = False
         for g, v in grads_and_vars:
+            if g is not None:
+                any_gradient = True
             grads.append(g)
             variables.append(v)
-        state = self._state
-        slots = []
-        new = None
-        for g, v in zip(grads, variables):
             entry = state.get(id(v))
             if entry is None or entry[0]() is not v:
                 fresh = _NO_SLOTS if g is None else self._new_slots(v)
-                if fresh is _NO_SLOTS:  # no gradient, or not a float array (the C step names it)
-                    slots.append(_NO_SLOTS)
-                    continue
-                entry = self._entry(v, fresh)
-                if new is None:
-                    new = {}
-                new[id(v)] = entry
-            slots.append(entry[1])
-        if all(g is None for g in grads):
+                if fresh is not _NO_SLOTS:  # else: no gradient, or not a float array (the C step names it)
+                    entry = self._entry(v, fresh)
+                    if new is None:
+                        new = {}
+                    new[id(v)] = entry
+                slots.append(fresh)
+            else:
+                slots.append(entry[1])
+        if not any_gradient:
             raise ValueError("apply_gradients got no (gradient, variable) pair with a gradient")
         lr = self._lr if self._schedule is None else self._scheduled(self.iterations)
         _core.optim_update(self._kind, variables, grads, slots, self._hyper, lr, self.iterations)
