@@ -545,12 +545,14 @@ static int check_disjoint(PyArrayObject **arrs, const char **names, int n_out, i
 PyDoc_STRVAR(gemm_doc, "gemm(trans_a, trans_b, alpha, a, b, beta, c, naive=False)\n\n"
                        "c = alpha * op(a) @ op(b) + beta * c in place (row-major).");
 
-static PyObject *py_gemm(PyObject *self, PyObject *args)
+static PyObject *py_gemm(PyObject *self, PyObject *args, PyObject *kwargs)
 {
+    static char *kwlist[] = {"trans_a", "trans_b", "alpha", "a", "b", "beta", "c", "naive", NULL};
     int ta, tb, naive = 0;
     double alpha, beta;
     PyObject *ao, *bo, *co;
-    if (!PyArg_ParseTuple(args, "ppdOOdO|p", &ta, &tb, &alpha, &ao, &bo, &beta, &co, &naive))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ppdOOdO|p", kwlist, &ta, &tb, &alpha, &ao, &bo,
+                                     &beta, &co, &naive))
         return NULL;
     int typenum = float_typenum(co, "c");
     PyArrayObject *c = typenum < 0 ? NULL : exact_2d(co, "c", typenum, 1, -1, -1);
@@ -730,7 +732,23 @@ static int parse_net(PyObject *spec, fo_net *net)
             PyErr_Format(PyExc_ValueError, "spec: units[%zd] must be positive", i);
             return -1;
         }
+        if (u > INT32_MAX) {
+            PyErr_Format(PyExc_ValueError, "spec: units[%zd] = %zd is too large", i, u);
+            return -1;
+        }
         net->units[i] = (size_t)u;
+    }
+    /* the parameter count and a row of workspace must fit in memory's index range,
+     * so that no size computed from them later wraps around */
+    size_t params = 0, row = 2 * net->units[0] + net->units[L], k;
+    for (Py_ssize_t i = 0; i < L; i++) {
+        int bad = __builtin_mul_overflow(net->units[i], net->units[i + 1], &k) ||
+                  __builtin_add_overflow(params, k + net->units[i + 1], &params) ||
+                  __builtin_add_overflow(row, 3 * net->units[i + 1], &row);
+        if (bad || params > (size_t)PY_SSIZE_T_MAX / 16 || row > (size_t)PY_SSIZE_T_MAX / 16) {
+            PyErr_SetString(PyExc_ValueError, "spec: the network is too large");
+            return -1;
+        }
     }
     for (Py_ssize_t i = 0; i < L; i++) {
         long a = PyLong_AsLong(PyTuple_GET_ITEM(acts, i));
@@ -764,6 +782,10 @@ static PyObject *py_net_sizes(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "batch rows must be >= 0");
         return NULL;
     }
+    if (B > 0 && fo_net_workspace(&net, 1) > (size_t)PY_SSIZE_T_MAX / (size_t)B) {
+        PyErr_SetString(PyExc_ValueError, "too many rows for this network");
+        return NULL;
+    }
     return Py_BuildValue("nn", (Py_ssize_t)fo_net_n_params(&net),
                          (Py_ssize_t)fo_net_workspace(&net, (size_t)B));
 }
@@ -795,6 +817,10 @@ static int net_common(PyObject *spec, PyObject *params_o, PyObject *xo, net_args
 /* the workspace array, checked to hold fo_net_workspace(rows) elements */
 static PyArrayObject *work_array(PyObject *wo, const net_args *a, size_t rows)
 {
+    if (rows > 0 && fo_net_workspace(&a->net, 1) > (size_t)PY_SSIZE_T_MAX / rows) {
+        PyErr_SetString(PyExc_ValueError, "work: too many rows for this network");
+        return NULL;
+    }
     PyArrayObject *work = exact_array(wo, "work", a->typenum, 1, -1);
     if (work && PyArray_SIZE(work) < (npy_intp)fo_net_workspace(&a->net, rows)) {
         PyErr_SetString(PyExc_ValueError, "work is too small for this batch size");
@@ -1122,7 +1148,7 @@ static PyObject *py_blas_threshold(PyObject *self, PyObject *args)
 
 static PyMethodDef methods[] = {
     {"optim_update", (PyCFunction)(void (*)(void))py_optim_update, METH_FASTCALL, optim_update_doc},
-    {"gemm", py_gemm, METH_VARARGS, gemm_doc},
+    {"gemm", (PyCFunction)(void (*)(void))py_gemm, METH_VARARGS | METH_KEYWORDS, gemm_doc},
     {"dense_forward", py_dense_forward, METH_VARARGS, dense_forward_doc},
     {"dense_backward", py_dense_backward, METH_VARARGS, dense_backward_doc},
     {"mse", py_mse, METH_VARARGS, mse_doc},

@@ -142,8 +142,6 @@ def test_gemm_beta_zero_does_not_read_c(blas_threshold, path, dtype):
                                            atol=1e-4 if dtype == np.float32 else 1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="module.c py_gemm is METH_VARARGS: the documented "
-                                       "naive= keyword is refused with 'takes no keyword arguments'")
 def test_gemm_naive_keyword():
     a, b, c = np.ones((2, 3)), np.ones((3, 4)), np.zeros((2, 4))
     _core.gemm(False, False, 1.0, a, b, 0.0, c, naive=True)

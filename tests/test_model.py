@@ -652,9 +652,6 @@ def test_compute_gradients_steps_and_fit_share_one_optimizer_state():
         np.testing.assert_allclose(slots[1], twin.slots(v)[1], rtol=1e-9, atol=1e-15)
 
 
-@pytest.mark.xfail(strict=True, reason="optimizers.Optimizer._bind_flat makes fresh zero flat slots and "
-                                       "rebinds the views to them, dropping state the optimizer already "
-                                       "holds for the model's variables (steps taken before compile)")
 def test_steps_before_compile_keep_their_optimizer_state():
     model = make_model()
     opt = fo.optimizers.SGD(0.05, momentum=0.9)
@@ -797,9 +794,6 @@ def test_early_stopping_restore_best_weights():
     assert_weights_equal(model.get_weights(), script.weights[3])  # not restored without the flag
 
 
-@pytest.mark.xfail(strict=True, reason="callbacks.EarlyStopping.on_train_end restores best_weights only when "
-                                       "it stopped training (stopped_epoch > 0, Keras 2); Keras 3 restores "
-                                       "them at the end of training whenever restore_best_weights is set")
 def test_early_stopping_restores_best_weights_without_stopping():
     h, model, script, _ = _fit_scripted([1.0, 0.2, 0.5, 0.6], patience=10, restore_best_weights=True)
     assert h.epoch == [0, 1, 2, 3]  # patience never ran out
@@ -934,10 +928,6 @@ def test_fit_float32_follows_twin_loosely():
     assert_weights_close(model.get_weights(), w, atol=1e-4, rtol=1e-3)
 
 
-@pytest.mark.xfail(strict=True, reason="models.Sequential._forward/_workspace share one cached workspace "
-                                       "per row count and _core.net_forward releases the GIL, so two "
-                                       "threads predicting with one model overwrite each other's "
-                                       "activations and get wrong outputs")
 def test_predict_from_two_threads():
     import threading
 

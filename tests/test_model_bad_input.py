@@ -369,10 +369,6 @@ def _run_isolated(code):
                           text=True, timeout=60)
 
 
-@pytest.mark.xfail(strict=True, reason="module.c parse_net / train.c fo_net_n_params and fo_net_workspace "
-                                       "do not check size_t overflow: units (1, 2**62, 1) give a parameter "
-                                       "count of 2**63 that becomes negative as npy_intp, so any params "
-                                       "array passes exact_array and net_forward reads far past it (SIGSEGV)")
 def test_raw_network_with_overflowing_sizes_is_refused():
     r = _run_isolated("""
         import numpy as np

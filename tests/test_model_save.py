@@ -166,9 +166,6 @@ def test_failed_save_leaves_no_temporary_and_the_old_file(tmp_path, monkeypatch)
     assert path.read_bytes() == before
 
 
-@pytest.mark.xfail(strict=True, reason="models.Sequential.save writes through tempfile.mkstemp, which "
-                                       "creates the file 0600; os.replace keeps that mode, so the saved "
-                                       "model is unreadable to group/others (open() would give 0666 & ~umask)")
 def test_saved_file_has_ordinary_permissions(tmp_path):
     ordinary = tmp_path / "plain"
     ordinary.write_bytes(b"")

@@ -50,7 +50,10 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     """x as a floating ndarray (converted once): numbers and bools become
     float64 (or ``dtype``); complex, object and string data are refused, and so
     are NaN and inf."""
-    arr = np.asarray(x)
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as e:  # ragged nested lists and the like
+        raise ValueError(f"{name} is not a rectangular array of numbers: {e}") from None
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     if dtype is None:

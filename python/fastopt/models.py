@@ -56,7 +56,6 @@ class Sequential:
         self.stop_training = False
         self._params: Optional[np.ndarray] = None
         self._variables: list[np.ndarray] = []
-        self._work: dict[int, np.ndarray] = {}
         self._slots: tuple = (None, None, None)
         seed_seq = np.random.SeedSequence(self.seed)
         self._init_rng = np.random.default_rng(seed_seq.spawn(1)[0])
@@ -75,7 +74,6 @@ class Sequential:
         if self.built:  # rebuild with one more layer, keeping the weights so far
             old = self.get_weights()
             self._params = None
-            self._work = {}
             self.build((None, self._input_dim))
             for v, w in zip(self._variables, old):
                 v[...] = w
@@ -87,6 +85,9 @@ class Sequential:
             raise TypeError(f"Sequential takes Dense layers, got {type(layer).__name__}")
         if any(layer is l for l in self.layers):
             raise ValueError("this layer is already in the model")
+        if layer.built:
+            raise ValueError(f"layer {layer.name!r} already belongs to a built model; its weights live "
+                             "in that model's buffer, so make a new Dense layer")
         if layer.name is None:
             layer.name = "dense" if not self.layers else f"dense_{len(self.layers)}"
         self.layers.append(layer)
@@ -204,6 +205,8 @@ class Sequential:
         return x
 
     def _y(self, y, n: int, name: str = "y") -> np.ndarray:
+        if not self.layers:
+            raise ValueError("the model has no layers")
         y = as_float_array(y, name, self.dtype)
         out = self.layers[-1].units
         if y.ndim == 1 and out == 1:
@@ -216,11 +219,10 @@ class Sequential:
         return y
 
     def _workspace(self, rows: int) -> np.ndarray:
-        work = self._work.get(rows)
-        if work is None:
-            _, size = _core.net_sizes(self.spec, rows)
-            work = self._work[rows] = np.empty(max(size, 1), self.dtype)
-        return work
+        """Scratch for one C call over ``rows`` rows: allocated per call (fit: once
+        for all its epochs), so threads sharing a model never share scratch."""
+        _, size = _core.net_sizes(self.spec, rows)
+        return np.empty(max(size, 1), self.dtype)
 
     # -- training -----------------------------------------------------------------
     def fit(self, x, y, epochs: int = 1, batch_size: Optional[int] = 32, shuffle: bool = True,
@@ -239,9 +241,10 @@ class Sequential:
         if verbose == "auto":
             verbose = 1
         x = self._x(x)
+        y = self._y(y, x.shape[0])
         if not self.built:
             self.build(x.shape)
-        y = self._y(y, x.shape[0])
+            x = self._x(x)  # now the feature count is checked too (1-d x becomes a column)
         val = None
         if validation_data is not None:
             if len(validation_data) != 2:
@@ -301,10 +304,10 @@ class Sequential:
 
     def _forward(self, x: np.ndarray) -> np.ndarray:
         out = np.empty((x.shape[0], self.layers[-1].units), self.dtype)
+        work = self._workspace(min(_PREDICT_ROWS, x.shape[0]))
         for start in range(0, x.shape[0], _PREDICT_ROWS):
-            xb = x[start:start + _PREDICT_ROWS]
-            _core.net_forward(out[start:start + _PREDICT_ROWS], xb, self._params, self.spec,
-                              self._workspace(min(_PREDICT_ROWS, x.shape[0])))
+            _core.net_forward(out[start:start + _PREDICT_ROWS], x[start:start + _PREDICT_ROWS],
+                              self._params, self.spec, work)
         return out
 
     def _evaluate_logs(self, x: np.ndarray, y: np.ndarray) -> dict[str, float]:
@@ -345,12 +348,13 @@ class Sequential:
         """``loss, grads`` of the whole batch ``x, y`` (MSE plus regularization),
         the grads shaped like ``trainable_variables``: the articles' GradientTape
         step is ``opt.apply_gradients(zip(grads, model.trainable_variables))``."""
-        if not self.built:
-            self.build(self._x(x).shape)
         x = self._x(x)
         y = self._y(y, x.shape[0])
         if x.shape[0] == 0:
             raise ValueError("x has no samples")
+        if not self.built:
+            self.build(x.shape)
+            x = self._x(x)
         grads = np.empty_like(self._params)
         loss_sum, _, _, _ = _core.net_gradients(grads, x, y, self._params, self.spec,
                                                 self._workspace(x.shape[0]))
@@ -395,6 +399,10 @@ class Sequential:
         directory = os.path.dirname(os.path.abspath(path))
         fd, tmp = tempfile.mkstemp(prefix=".fastopt-", suffix=".npz", dir=directory)
         try:
+            # mkstemp makes the file private (0600): give it the mode open() would
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
             os.replace(tmp, path)

@@ -200,8 +200,14 @@ class Optimizer:
             base = flat.__array_interface__["data"][0]
             for v in views:
                 off = (v.__array_interface__["data"][0] - base) // flat.itemsize
-                self._state[id(v)] = self._entry(v, tuple(
-                    None if s is None else s[off:off + v.size].reshape(v.shape) for s in entry[1]))
+                slots = tuple(None if s is None else s[off:off + v.size].reshape(v.shape)
+                              for s in entry[1])
+                old = self._state.get(id(v))
+                if old is not None and old[0]() is v:  # stepped before: keep its state
+                    for dst, src in zip(slots, old[1]):
+                        if dst is not None:
+                            dst[...] = src
+                self._state[id(v)] = self._entry(v, slots)
         return entry[1]
 
     # -- the step -----------------------------------------------------------
