@@ -173,6 +173,21 @@ void FO_FN(fo_mse)(T *dpred, const T *restrict pred, const T *restrict y, size_t
     *sae = (ae[0] + ae[1]) + (ae[2] + ae[3]);
 }
 
+/* 1 if no element is NaN or infinite: x - x is 0 for finite x, NaN otherwise,
+ * so a branch-free sum (8 partial sums, vectorized) tells */
+int FO_FN(fo_all_finite)(const T *restrict x, size_t n)
+{
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += x[i + k] - x[i + k];
+    for (; i < n; i++)
+        acc[0] += x[i] - x[i];
+    T s = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+    return s == 0;
+}
+
 #undef FO_FN
 #undef FO_CAT
 #undef FO_CAT_

@@ -111,7 +111,9 @@ extern size_t fo_blas_threshold;
                                size_t OUT, int act);                                        \
     /* sum over n of (pred - y)^2 and |pred - y|; if dpred: dpred = scale * (pred - y) */    \
     void fo_mse_##S(T *dpred, const T *pred, const T *y, size_t n, double scale,           \
-                    double *sse, double *sae);
+                    double *sse, double *sae);                                              \
+    /* 1 if none of x[0..n) is NaN or infinite */                                           \
+    int fo_all_finite_##S(const T *x, size_t n);
 FO_DECLARE_DENSE(float, f32)
 FO_DECLARE_DENSE(double, f64)
 
@@ -177,13 +179,13 @@ FO_DECLARE_TRAIN(double, f64)
 
 #define FO_DECLARE_LINEAR(T, S)                                                             \
     /* dw (d), *db: gradient of mean((x w + b - y)^2) for x (n,d), y (n), w (d);           \
-     * returns that loss */                                                                 \
-    double fo_linear_gradient_##S(T *dw, T *db, const T *x, const T *y, const T *w, T b,   \
-                                  size_t n, size_t d);                                      \
-    /* iters steps of gradient descent on w (d), *b; dw: d elements of scratch.            \
-     * Returns the loss before the last step. */                                            \
-    double fo_linear_gd_##S(T *w, T *b, T *dw, const T *x, const T *y, size_t n, size_t d, \
-                            double lr, size_t iters);
+     * e: n elements of scratch.  Returns that loss. */                                     \
+    double fo_linear_gradient_##S(T *dw, T *db, T *e, const T *x, const T *y, const T *w,  \
+                                  T b, size_t n, size_t d);                                 \
+    /* iters steps of gradient descent on w (d), *b; dw (d) and e (n) are scratch.         \
+     * Returns the loss at the final (w, b). */                                             \
+    double fo_linear_gd_##S(T *w, T *b, T *dw, T *e, const T *x, const T *y, size_t n,     \
+                            size_t d, double lr, size_t iters);
 FO_DECLARE_LINEAR(float, f32)
 FO_DECLARE_LINEAR(double, f64)
 

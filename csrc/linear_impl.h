@@ -1,57 +1,140 @@
 /*
  * linear_impl.h - article 000's linear regression by gradient descent,
  * expanded per dtype by linear.c.  Model pred = x @ w + b, loss
- * mean((pred - y)^2); one fused pass over x per iteration computes the
- * residuals and both gradients.
+ * mean((pred - y)^2).  Each step makes two passes over the (small, cached)
+ * data: the residuals e = x w + b - y, then the gradient 2/n [x^T e, sum e];
+ * the sums use 8 independent partial sums so they vectorize.
  */
 #define FO_CAT_(a, b) a##_##b
 #define FO_CAT(a, b) FO_CAT_(a, b)
 #define FO_FN(name) FO_CAT(name, S)
 
-/* dw (d) = 2/n x^T e, *db = 2/n sum e, e = x w + b - y; x (n,d), y (n), w (d).
- * Returns the loss mean(e^2) at (w, b). */
-double FO_FN(fo_linear_gradient)(T *restrict dw, T *db, const T *restrict x, const T *restrict y,
-                                 const T *restrict w, T b, size_t n, size_t d)
+/* e (n) = x (n,d) w (d) + b - y (n) */
+FO_INLINE void FO_FN(fo_residuals)(T *restrict e, const T *restrict x, const T *restrict y,
+                                   const T *restrict w, T b, size_t n, size_t d)
 {
-    double se = 0;
-    T sb = 0;
-    for (size_t j = 0; j < d; j++)
-        dw[j] = 0;
+    if (d == 1) {
+        const T w0 = w[0];
+        for (size_t i = 0; i < n; i++)
+            e[i] = x[i] * w0 + b - y[i];
+        return;
+    }
     for (size_t i = 0; i < n; i++) {
         const T *restrict xi = x + i * d;
         T pred = b;
         for (size_t j = 0; j < d; j++)
             pred += xi[j] * w[j];
-        const T e = pred - y[i];
-        se += (double)e * (double)e;
-        sb += e;
-        for (size_t j = 0; j < d; j++)
-            dw[j] += e * xi[j];
+        e[i] = pred - y[i];
     }
-    const T scale = n ? (T)(2.0 / (double)n) : 0;
-    for (size_t j = 0; j < d; j++)
-        dw[j] *= scale;
-    *db = sb * scale;
-    return n ? se / (double)n : 0.0;
 }
 
-/* iters steps of w <- w - lr dw, b <- b - lr db; dw: d elements of scratch.
- * Returns the loss before the last step (or at (w, b) when iters == 0). */
-double FO_FN(fo_linear_gd)(T *w, T *b, T *dw, const T *x, const T *y, size_t n, size_t d, double lr,
-                           size_t iters)
+/* sum of a[i] * b[i] with 8 partial sums */
+FO_INLINE T FO_FN(fo_dot8)(const T *restrict a, const T *restrict b, size_t n)
+{
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += a[i + k] * b[i + k];
+    for (; i < n; i++)
+        acc[0] += a[i] * b[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* sum of a[i] with 8 partial sums */
+FO_INLINE T FO_FN(fo_sum8)(const T *restrict a, size_t n)
+{
+    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++)
+            acc[k] += a[i + k];
+    for (; i < n; i++)
+        acc[0] += a[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
+/* dw (d) = 2/n x^T e, *db = 2/n sum e */
+FO_INLINE void FO_FN(fo_linear_grad)(T *restrict dw, T *db, const T *restrict e,
+                                     const T *restrict x, size_t n, size_t d)
+{
+    const T scale = n ? (T)(2.0 / (double)n) : 0;
+    *db = scale * FO_FN(fo_sum8)(e, n);
+    if (d == 1) {
+        dw[0] = scale * FO_FN(fo_dot8)(e, x, n);
+        return;
+    }
+    for (size_t j = 0; j < d; j++)
+        dw[j] = 0;
+    for (size_t i = 0; i < n; i++) {
+        const T *restrict xi = x + i * d;
+        for (size_t j = 0; j < d; j++)
+            dw[j] += e[i] * xi[j];
+    }
+    for (size_t j = 0; j < d; j++)
+        dw[j] *= scale;
+}
+
+FO_INLINE double FO_FN(fo_mean_square)(const T *e, size_t n)
+{
+    return n ? (double)FO_FN(fo_dot8)(e, e, n) / (double)n : 0.0;
+}
+
+double FO_FN(fo_linear_gradient)(T *dw, T *db, T *e, const T *x, const T *y, const T *w, T b,
+                                 size_t n, size_t d)
+{
+    FO_FN(fo_residuals)(e, x, y, w, b, n, d);
+    FO_FN(fo_linear_grad)(dw, db, e, x, n, d);
+    return FO_FN(fo_mean_square)(e, n);
+}
+
+/* one feature (the article's case): residuals and both sums in one pass */
+FO_INLINE void FO_FN(fo_linear_grad1)(T *dw, T *db, const T *restrict x, const T *restrict y,
+                                      T w0, T b, size_t n)
+{
+    T sb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sw[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int k = 0; k < 8; k++) {
+            const T e = x[i + k] * w0 + b - y[i + k];
+            sb[k] += e;
+            sw[k] += e * x[i + k];
+        }
+    for (; i < n; i++) {
+        const T e = x[i] * w0 + b - y[i];
+        sb[0] += e;
+        sw[0] += e * x[i];
+    }
+    const T scale = n ? (T)(2.0 / (double)n) : 0;
+    *db = scale * (((sb[0] + sb[1]) + (sb[2] + sb[3])) + ((sb[4] + sb[5]) + (sb[6] + sb[7])));
+    *dw = scale * (((sw[0] + sw[1]) + (sw[2] + sw[3])) + ((sw[4] + sw[5]) + (sw[6] + sw[7])));
+}
+
+double FO_FN(fo_linear_gd)(T *w, T *b, T *dw, T *e, const T *x, const T *y, size_t n, size_t d,
+                           double lr, size_t iters)
 {
     const T a = (T)lr;
-    double loss = 0;
     T db;
-    if (iters == 0)
-        return FO_FN(fo_linear_gradient)(dw, &db, x, y, w, *b, n, d);
+    if (d == 1) {
+        T w0 = w[0], b0 = *b;
+        for (size_t it = 0; it < iters; it++) {
+            FO_FN(fo_linear_grad1)(dw, &db, x, y, w0, b0, n);
+            w0 -= a * dw[0];
+            b0 -= a * db;
+        }
+        w[0] = w0;
+        *b = b0;
+        iters = 0;
+    }
     for (size_t it = 0; it < iters; it++) {
-        loss = FO_FN(fo_linear_gradient)(dw, &db, x, y, w, *b, n, d);
+        FO_FN(fo_residuals)(e, x, y, w, *b, n, d);
+        FO_FN(fo_linear_grad)(dw, &db, e, x, n, d);
         for (size_t j = 0; j < d; j++)
             w[j] -= a * dw[j];
         *b -= a * db;
     }
-    return loss;
+    FO_FN(fo_residuals)(e, x, y, w, *b, n, d);
+    return FO_FN(fo_mean_square)(e, n);
 }
 
 #undef FO_FN

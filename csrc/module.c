@@ -704,6 +704,21 @@ static PyObject *py_mse(PyObject *self, PyObject *args)
     return Py_BuildValue("dd", sse, sae);
 }
 
+static PyObject *py_all_finite(PyObject *self, PyObject *a)
+{
+    int typenum = float_typenum(a, "a");
+    PyArrayObject *arr = typenum < 0 ? NULL : exact_array(a, "a", typenum, 0, -1);
+    if (!arr)
+        return NULL;
+    int ok;
+    const size_t n = (size_t)PyArray_SIZE(arr);
+    Py_BEGIN_ALLOW_THREADS
+    ok = typenum == NPY_FLOAT32 ? fo_all_finite_f32(PyArray_DATA(arr), n)
+                                : fo_all_finite_f64(PyArray_DATA(arr), n);
+    Py_END_ALLOW_THREADS
+    return PyBool_FromLong(ok);
+}
+
 /* ------------------------------------------------------------------ */
 /* networks and the training loop                                      */
 /* ------------------------------------------------------------------ */
@@ -1052,19 +1067,23 @@ static PyObject *py_linear_gradient(PyObject *self, PyObject *args)
     if (check_disjoint(arrs, names, 2, 5) < 0)
         return NULL;
     const size_t n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1);
+    void *e = PyMem_Malloc((n ? n : 1) * PyArray_ITEMSIZE(x));
+    if (!e)
+        return PyErr_NoMemory();
     Py_BEGIN_ALLOW_THREADS
     if (tn == NPY_FLOAT32)
-        loss = fo_linear_gradient_f32(PyArray_DATA(dw), PyArray_DATA(db), PyArray_DATA(x),
+        loss = fo_linear_gradient_f32(PyArray_DATA(dw), PyArray_DATA(db), e, PyArray_DATA(x),
                                       PyArray_DATA(y), PyArray_DATA(w), (float)b, n, d);
     else
-        loss = fo_linear_gradient_f64(PyArray_DATA(dw), PyArray_DATA(db), PyArray_DATA(x),
+        loss = fo_linear_gradient_f64(PyArray_DATA(dw), PyArray_DATA(db), e, PyArray_DATA(x),
                                       PyArray_DATA(y), PyArray_DATA(w), b, n, d);
     Py_END_ALLOW_THREADS
+    PyMem_Free(e);
     return PyFloat_FromDouble(loss);
 }
 
 PyDoc_STRVAR(linear_gd_doc,
-             "linear_gd(w, b, x, y, learning_rate, num_iterations) -> loss before the last step\n\n"
+             "linear_gd(w, b, x, y, learning_rate, num_iterations) -> loss at the final w, b\n\n"
              "Gradient descent on mean((x @ w + b - y)**2), w (d,) and b (1,) in place.");
 
 static PyObject *py_linear_gd(PyObject *self, PyObject *args)
@@ -1089,18 +1108,20 @@ static PyObject *py_linear_gd(PyObject *self, PyObject *args)
     if (check_disjoint(arrs, names, 2, 4) < 0)
         return NULL;
     const size_t n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1);
-    void *dw = PyMem_Malloc((d ? d : 1) * PyArray_ITEMSIZE(w));
-    if (!dw)
+    /* scratch: dw (d) then e (n) */
+    char *scratch = PyMem_Malloc((d + n + 1) * PyArray_ITEMSIZE(w));
+    if (!scratch)
         return PyErr_NoMemory();
+    void *dw = scratch, *e = scratch + d * PyArray_ITEMSIZE(w);
     Py_BEGIN_ALLOW_THREADS
     if (tn == NPY_FLOAT32)
-        loss = fo_linear_gd_f32(PyArray_DATA(w), PyArray_DATA(b), dw, PyArray_DATA(x),
+        loss = fo_linear_gd_f32(PyArray_DATA(w), PyArray_DATA(b), dw, e, PyArray_DATA(x),
                                 PyArray_DATA(y), n, d, lr, (size_t)iters);
     else
-        loss = fo_linear_gd_f64(PyArray_DATA(w), PyArray_DATA(b), dw, PyArray_DATA(x),
+        loss = fo_linear_gd_f64(PyArray_DATA(w), PyArray_DATA(b), dw, e, PyArray_DATA(x),
                                 PyArray_DATA(y), n, d, lr, (size_t)iters);
     Py_END_ALLOW_THREADS
-    PyMem_Free(dw);
+    PyMem_Free(scratch);
     return PyFloat_FromDouble(loss);
 }
 
@@ -1152,6 +1173,8 @@ static PyMethodDef methods[] = {
     {"dense_forward", py_dense_forward, METH_VARARGS, dense_forward_doc},
     {"dense_backward", py_dense_backward, METH_VARARGS, dense_backward_doc},
     {"mse", py_mse, METH_VARARGS, mse_doc},
+    {"all_finite", py_all_finite, METH_O,
+     "all_finite(a) -> True if no element of a C-contiguous float32/float64 array is NaN or inf"},
     {"net_sizes", py_net_sizes, METH_VARARGS,
      "net_sizes(spec, batch_rows) -> (number of parameters, workspace elements)"},
     {"net_forward", py_net_forward, METH_VARARGS, net_forward_doc},

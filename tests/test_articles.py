@@ -130,9 +130,6 @@ def test_x_one_dimensional():
     assert b == pytest.approx(rb, rel=1e-12)
 
 
-@pytest.mark.xfail(strict=True, reason="fo.linear_model is np.dot(x, w) + b: with x of shape (n,) and w of "
-                   "shape (1,) it raises 'shapes (n,) and (1,) not aligned', although fo.gradient and "
-                   "fo.gradient_descent accept the same (x, w) as n samples of one feature")
 def test_linear_model_x_one_dimensional():
     x, _ = article_data()
     pred = fo.linear_model(x[:, 0], np.array([0.5]), 0.1)
@@ -253,9 +250,6 @@ def test_bad_hyperparameters(over, exc, name):
         _call(fo.gradient_descent, **over)
 
 
-@pytest.mark.xfail(strict=True, reason="gradient_descent accepts a negative learning_rate (it then climbs, the "
-                   "article's sign fault); DESIGN.md says a learning rate out of range is a ValueError and every "
-                   "fo.optimizers class refuses learning_rate < 0")
 def test_negative_learning_rate_refused():
     with pytest.raises(ValueError, match="learning_rate"):
         _call(fo.gradient_descent, learning_rate=-0.01)

@@ -7,6 +7,8 @@ from typing import Optional
 
 import numpy as np
 
+from . import _core
+
 
 def check_real(value, name: str, low: Optional[float] = None, high: Optional[float] = None,
                low_open: bool = False, high_open: bool = False) -> float:
@@ -59,6 +61,8 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     if dtype is None:
         dtype = arr.dtype if arr.dtype.kind == "f" else np.float64
     arr = np.ascontiguousarray(arr, dtype=dtype)
-    if arr.dtype.kind == "f" and not np.isfinite(arr).all():
-        raise ValueError(f"{name} contains NaN or inf")
+    if arr.dtype.kind == "f":
+        native = arr.dtype in (np.float32, np.float64) and arr.dtype.isnative
+        if not (_core.all_finite(arr) if native else np.isfinite(arr).all()):
+            raise ValueError(f"{name} contains NaN or inf")
     return arr

@@ -30,7 +30,11 @@ Scalar = Union[float, np.ndarray]
 
 
 def linear_model(x, w, b) -> np.ndarray:
-    """``np.dot(x, w) + b``: the prediction of the linear model."""
+    """``np.dot(x, w) + b``: the prediction of the linear model.  A 1-d ``x``
+    holds n samples of one feature, as in ``gradient`` and ``gradient_descent``."""
+    x, w = np.asarray(x), np.asarray(w)
+    if x.ndim == 1 and w.ndim >= 1 and w.shape[0] == 1 and x.shape[0] != 1:
+        x = x[:, None]
     return np.dot(x, w) + b
 
 
@@ -81,7 +85,7 @@ def gradient_descent(x, y, w, b, learning_rate: float, num_iterations: int) -> t
     the whole loop in one C call.  Returns the new ``(w, b)``; the inputs are
     not modified.  A learning rate that makes the descent diverge returns the
     diverged values with a RuntimeWarning."""
-    learning_rate = check_real(learning_rate, "learning_rate")
+    learning_rate = check_real(learning_rate, "learning_rate", low=0)
     num_iterations = check_int(num_iterations, "num_iterations", low=0)
     x, y, w, b, w_shape, b_ndim = _prepare(x, y, w, b)
     with np.errstate(all="ignore"):
