@@ -121,18 +121,18 @@ class Sequential:
             layer.kernel = params[off:off + n].reshape(fan_in, layer.units)
             layer.kernel[...] = layer.kernel_initializer((fan_in, layer.units), self.dtype, self._init_rng)
             variables.append(layer.kernel)
-            layout.append((off, layer.kernel.shape))
+            layout.append((off, n, layer.kernel.shape))
             off += n
             if layer.use_bias:
                 layer.bias = params[off:off + layer.units]
                 layer.bias[...] = layer.bias_initializer((layer.units,), self.dtype, self._init_rng)
                 variables.append(layer.bias)
-                layout.append((off, layer.bias.shape))
+                layout.append((off, layer.units, layer.bias.shape))
                 off += layer.units
             fan_in = layer.units
         self._params = params
         self._variables = variables
-        self._layout = layout  # (offset, shape) of each variable in the flat buffer
+        self._layout = layout  # (offset, size, shape) of each variable in the flat buffer
         self._grads = np.zeros_like(params)
         if self.optimizer is not None:
             self._slots = self.optimizer._bind_flat(self._params, self._variables)
@@ -358,7 +358,7 @@ class Sequential:
         grads = np.empty_like(self._params)
         loss_sum, _, _, _ = _core.net_gradients(grads, x, y, self._params, self.spec,
                                                 self._workspace(x.shape[0]))
-        views = [grads[off:off + int(np.prod(shape))].reshape(shape) for off, shape in self._layout]
+        views = [grads[off:off + size].reshape(shape) for off, size, shape in self._layout]
         return loss_sum / x.shape[0], views
 
     # -- display and saving -------------------------------------------------------
