@@ -34,7 +34,7 @@ def blas_options():
 
 blas = blas_options()
 compile_args = [] if sys.platform == "win32" else [
-    "-O3", "-std=gnu11", "-fno-math-errno", "-Wall", "-Wno-unused-function"]
+    "-O3", "-std=gnu11", "-fno-math-errno", "-ffp-contract=off", "-Wall", "-Wno-unused-function"]
 
 core = Extension(
     "fastopt._core",

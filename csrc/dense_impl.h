@@ -24,6 +24,7 @@ FO_INLINE T FO_FN(fo_dot)(const T *restrict a, const T *restrict b, size_t n)
 /* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major, contiguous.
  * op(A) is (M,K): A is stored (M,K), or (K,M) if ta.  op(B) is (K,N): B is
  * stored (K,N), or (N,K) if tb.  beta == 0 overwrites C (NaN in C is not read). */
+FO_CLONES
 void FO_FN(fo_gemm_naive)(int ta, int tb, size_t M, size_t N, size_t K, T alpha,
                           const T *restrict A, const T *restrict B, T beta, T *restrict C)
 {
@@ -97,6 +98,7 @@ FO_INLINE void FO_FN(fo_activate)(T *restrict z, size_t n, int act)
 }
 
 /* out (B,OUT) = act(x (B,IN) @ kernel (IN,OUT) + bias (OUT)) */
+FO_CLONES
 void FO_FN(fo_dense_forward)(T *out, const T *x, const T *kernel, const T *bias, size_t B,
                              size_t IN, size_t OUT, int act)
 {
@@ -109,6 +111,7 @@ void FO_FN(fo_dense_forward)(T *out, const T *x, const T *kernel, const T *bias,
 
 /* dout (B,OUT) becomes dz = dout * act'(z), written from the forward's output a:
  * relu' = [a > 0], sigmoid' = a (1 - a), tanh' = 1 - a^2 */
+FO_CLONES
 void FO_FN(fo_dense_backward)(T *dx, T *dkernel, T *dbias, T *dout, const T *x, const T *kernel,
                               const T *out, size_t B, size_t IN, size_t OUT, int act)
 {
@@ -148,6 +151,7 @@ void FO_FN(fo_dense_backward)(T *dx, T *dkernel, T *dbias, T *dout, const T *x, 
         FO_FN(fo_gemm)(0, 1, B, IN, OUT, 1, dout, kernel, 0, dx);
 }
 
+FO_CLONES
 void FO_FN(fo_mse)(T *dpred, const T *restrict pred, const T *restrict y, size_t n, double scale,
                    double *sse, double *sae)
 {
@@ -175,6 +179,7 @@ void FO_FN(fo_mse)(T *dpred, const T *restrict pred, const T *restrict y, size_t
 
 /* 1 if no element is NaN or infinite: x - x is 0 for finite x, NaN otherwise,
  * so a branch-free sum (8 partial sums, vectorized) tells */
+FO_CLONES
 int FO_FN(fo_all_finite)(const T *restrict x, size_t n)
 {
     T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};

@@ -19,6 +19,20 @@
 #define FO_INLINE static inline
 #endif
 
+/* FO_CLONES: compile an elementwise kernel for AVX-512, AVX2 and the baseline
+ * ISA and pick one at load time (GCC/clang function multi-versioning, an ifunc
+ * resolver).  The build never assumes more than the baseline (no -march=native);
+ * with -ffp-contract=off (setup.py) every clone gives bit-identical results.
+ * Define FO_NO_CLONES to build the baseline only. */
+#if defined(__x86_64__) && defined(__ELF__) && defined(__has_attribute) && !defined(FO_NO_CLONES)
+#if __has_attribute(target_clones)
+#define FO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#endif
+#endif
+#ifndef FO_CLONES
+#define FO_CLONES
+#endif
+
 /* dtype codes, matching the order of the dispatch tables in module.c */
 enum { FO_F32 = 0, FO_F64 = 1 };
 

@@ -1,5 +1,7 @@
 /* linear.c - linear regression by full-batch gradient descent (article 000),
  * the whole loop in one C call; float32 and float64 from linear_impl.h. */
+#include <string.h>
+
 #include "fastopt.h"
 
 #define T float

@@ -80,6 +80,7 @@ FO_INLINE double FO_FN(fo_mean_square)(const T *e, size_t n)
     return n ? (double)FO_FN(fo_dot8)(e, e, n) / (double)n : 0.0;
 }
 
+FO_CLONES
 double FO_FN(fo_linear_gradient)(T *dw, T *db, T *e, const T *x, const T *y, const T *w, T b,
                                  size_t n, size_t d)
 {
@@ -88,28 +89,58 @@ double FO_FN(fo_linear_gradient)(T *dw, T *db, T *e, const T *x, const T *y, con
     return FO_FN(fo_mean_square)(e, n);
 }
 
-/* one feature (the article's case): residuals and both sums in one pass */
+/* 64 bytes of T: GCC/clang vector extensions, lowered to whatever the clone's
+ * ISA has (one zmm, two ymm or four xmm registers); lanes are fixed by the
+ * source, so every clone adds in the same order */
+typedef T FO_FN(fo_vec) __attribute__((vector_size(64)));
+#define FO_VN (64 / sizeof(T))
+
+FO_INLINE T FO_FN(fo_hsum)(const FO_FN(fo_vec) *v)
+{
+    T lane[FO_VN];
+    memcpy(lane, v, sizeof lane);
+    for (size_t w = FO_VN / 2; w > 0; w /= 2) /* pairwise, in a fixed order */
+        for (size_t k = 0; k < w; k++)
+            lane[k] += lane[k + w];
+    return lane[0];
+}
+
+/* one feature (the article's case): residuals and both sums in one pass,
+ * two vector accumulators each to halve the add chains */
 FO_INLINE void FO_FN(fo_linear_grad1)(T *dw, T *db, const T *restrict x, const T *restrict y,
                                       T w0, T b, size_t n)
 {
-    T sb[8] = {0, 0, 0, 0, 0, 0, 0, 0}, sw[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    typedef FO_FN(fo_vec) V;
+    V sb0 = {0}, sb1 = {0}, sw0 = {0}, sw1 = {0}, xv, yv;
     size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++) {
-            const T e = x[i + k] * w0 + b - y[i + k];
-            sb[k] += e;
-            sw[k] += e * x[i + k];
-        }
+    for (; i + 2 * FO_VN <= n; i += 2 * FO_VN) {
+        memcpy(&xv, x + i, sizeof xv);
+        memcpy(&yv, y + i, sizeof yv);
+        V e = xv * w0 + b - yv;
+        sb0 += e;
+        sw0 += e * xv;
+        memcpy(&xv, x + i + FO_VN, sizeof xv);
+        memcpy(&yv, y + i + FO_VN, sizeof yv);
+        e = xv * w0 + b - yv;
+        sb1 += e;
+        sw1 += e * xv;
+    }
+    T tb = 0, tw = 0;
     for (; i < n; i++) {
         const T e = x[i] * w0 + b - y[i];
-        sb[0] += e;
-        sw[0] += e * x[i];
+        tb += e;
+        tw += e * x[i];
     }
     const T scale = n ? (T)(2.0 / (double)n) : 0;
-    *db = scale * (((sb[0] + sb[1]) + (sb[2] + sb[3])) + ((sb[4] + sb[5]) + (sb[6] + sb[7])));
-    *dw = scale * (((sw[0] + sw[1]) + (sw[2] + sw[3])) + ((sw[4] + sw[5]) + (sw[6] + sw[7])));
+    sb0 += sb1;
+    sw0 += sw1;
+    *db = scale * (FO_FN(fo_hsum)(&sb0) + tb);
+    *dw = scale * (FO_FN(fo_hsum)(&sw0) + tw);
 }
 
+#undef FO_VN
+
+FO_CLONES
 double FO_FN(fo_linear_gd)(T *w, T *b, T *dw, T *e, const T *x, const T *y, size_t n, size_t d,
                            double lr, size_t iters)
 {

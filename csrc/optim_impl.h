@@ -141,24 +141,28 @@ FO_INLINE void FO_FN(fo_adam_body)(T *restrict var, T *restrict m, T *restrict v
             body(__VA_ARGS__, 0, scale_, cv_);                                             \
     } while (0)
 
+FO_CLONES
 void FO_FN(fo_sgd_step)(T *var, T *momentum, const T *grad, size_t n, const fo_optim_hyper *h,
                         double grad_scale)
 {
     FO_CLIP_DISPATCH(FO_FN(fo_sgd_body), var, momentum, grad, n, h);
 }
 
+FO_CLONES
 void FO_FN(fo_adagrad_step)(T *var, T *accumulator, const T *grad, size_t n,
                             const fo_optim_hyper *h, double grad_scale)
 {
     FO_CLIP_DISPATCH(FO_FN(fo_adagrad_body), var, accumulator, grad, n, h);
 }
 
+FO_CLONES
 void FO_FN(fo_rmsprop_step)(T *var, T *velocity, T *momentum, T *average_grad, const T *grad,
                             size_t n, const fo_optim_hyper *h, double grad_scale)
 {
     FO_CLIP_DISPATCH(FO_FN(fo_rmsprop_body), var, velocity, momentum, average_grad, grad, n, h);
 }
 
+FO_CLONES
 void FO_FN(fo_adam_step)(T *var, T *m, T *v, T *v_hat, const T *grad, size_t n,
                          const fo_optim_hyper *h, double grad_scale)
 {
@@ -167,6 +171,7 @@ void FO_FN(fo_adam_step)(T *var, T *m, T *v, T *v_hat, const T *grad, size_t n,
 
 /* sum of squares in double, with 8 independent partial sums so the loop
  * vectorizes without reassociating a single accumulator */
+FO_CLONES
 double FO_FN(fo_sumsq)(const T *restrict x, size_t n)
 {
     double acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
