@@ -1,0 +1,255 @@
+"""Run every fastopt benchmark and print one Markdown table for the README.
+
+    env -u OPENBLAS_CORETYPE -u OPENBLAS_L2_SIZE PYTHONPATH=python python benchmarks/run_all.py
+    ... run_all.py --quick            # CI smoke run: every script with --quick
+    ... run_all.py --out results/     # also keep each script's full output and JSON there
+    ... run_all.py --verbose          # echo each script's full output as it finishes
+
+Each ``bench_*.py`` runs in its own process (this interpreter, ``--quick``
+passed through, ``--json`` into a scratch directory), one after the other so
+they never compete for the cores.  The combined table takes its figures from
+those JSON files: every figure is a ratio measured within one script's run
+(peer time / fastopt time, > 1: fastopt is faster).  The table is only as good
+as a quiet machine: run it with nothing else busy.
+
+OPENBLAS_CORETYPE / OPENBLAS_L2_SIZE (set by some images for older OpenBLAS
+builds) slow a current OpenBLAS; the command above unsets them for the run.
+This script does not touch the environment itself: it warns when they are set.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SCRIPTS = ["bench_optim.py", "bench_train.py", "bench_gemm.py", "bench_articles.py"]
+
+
+def reproduce_command(args) -> str:
+    cmd = ["env", "-u", "OPENBLAS_CORETYPE", "-u", "OPENBLAS_L2_SIZE", "PYTHONPATH=python",
+           "python", "benchmarks/run_all.py"]
+    if args.quick:
+        cmd.append("--quick")
+    return " ".join(cmd)
+
+
+def run_script(name: str, args, outdir: str) -> dict:
+    path = os.path.join(HERE, name)
+    rec = {"script": name, "ok": False}
+    if not os.path.exists(path):
+        rec["error"] = "not found"
+        return rec
+    json_path = os.path.join(outdir, name.replace(".py", ".json"))
+    cmd = [sys.executable, path, "--json", json_path] + (["--quick"] if args.quick else [])
+    rec["command"] = " ".join(shlex.quote(c) for c in cmd)
+    t0 = time.perf_counter()
+    print(f"running {name}{' --quick' if args.quick else ''} ...", file=sys.stderr, flush=True)
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=args.timeout)
+    except subprocess.TimeoutExpired:
+        rec["error"] = f"timed out after {args.timeout} s"
+        return rec
+    rec["seconds"] = time.perf_counter() - t0
+    rec["returncode"] = proc.returncode
+    with open(os.path.join(outdir, name.replace(".py", ".md")), "w") as f:
+        f.write(proc.stdout)
+        if proc.stderr:
+            f.write("\n<!-- stderr -->\n" + proc.stderr)
+    if args.verbose:
+        print(proc.stdout, flush=True)
+    print(f"  {name}: exit {proc.returncode} after {rec['seconds']:.1f} s", file=sys.stderr, flush=True)
+    if proc.returncode != 0:
+        tail = (proc.stderr or proc.stdout).strip().splitlines()[-3:]
+        rec["error"] = f"exit code {proc.returncode}: " + " / ".join(tail)
+        return rec
+    try:
+        with open(json_path) as f:
+            rec["data"] = json.load(f)
+        rec["ok"] = True
+    except (OSError, ValueError) as e:
+        rec["error"] = f"no JSON results ({e})"
+    return rec
+
+
+# --------------------------------------------------------------------------
+# the combined table: one row per headline figure
+# --------------------------------------------------------------------------
+
+def g(d, *keys, default=None):
+    """d[k0][k1]... or default when any level is missing."""
+    for k in keys:
+        if isinstance(d, dict) and k in d:
+            d = d[k]
+        elif isinstance(d, (list, tuple)) and isinstance(k, int) and -len(d) <= k < len(d):
+            d = d[k]
+        else:
+            return default
+    return d
+
+
+def x(r) -> str:
+    if r is None:
+        return "n/a"
+    return f"**{r:.0f}x**" if r >= 10 else f"**{r:.2f}x**"
+
+
+def rows_optim(data) -> list[tuple]:
+    out = []
+    s = g(data, "summary", default={})
+    n = g(data, "n")
+    threads = g(data, "machine", "torch_threads_default")
+    for kind, label in (("adam", "Adam"), ("sgd", "SGD(momentum)"), ("rmsprop", "RMSprop"), ("adagrad", "Adagrad")):
+        k = g(s, kind, default={})
+        best = [v for key, v in k.items() if key.startswith("best_torch_t")] if isinstance(k, dict) else []
+        if best:
+            # the best torch variant over the thread counts tried
+            name, ratio = min(best, key=lambda v: v[1])
+            out.append((f"{label} step, {n:,} float32 params", "torch.optim, its fastest variant "
+                        f"({name})", x(ratio), "faster"))
+        frac = g(k, f"fraction_of_copy_bw_t{threads}")
+        if frac is not None and kind == "adam":
+            out.append((f"{label} step, {n:,} float32 params", "memory bandwidth (np.copyto)",
+                        f"{frac:.0%} of copy bandwidth", ">= 80%"))
+    us = g(s, "per_call_us")
+    if us is not None:
+        out.append(("`apply_gradients` on one 10-element array", "per-call overhead", f"{us:.2f} µs", "< 2 µs"))
+    return out
+
+
+def rows_train(data) -> list[tuple]:
+    out = []
+    s = g(data, "summary", "small", default={})
+    epochs = g(data, "small", "epochs")
+    what = f"13-10-1 net, Adam, {epochs} epochs x 13 batches of 32 (`fit`)"
+    if "torch_idiomatic_ratio" in s:
+        out.append((what, "PyTorch eager loop (randperm, default Adam, default threads)",
+                    x(s["torch_idiomatic_ratio"]), ">= 20x"))
+        out.append((what, f"PyTorch, its fastest variant here ({s['torch_best_name'].replace('torch eager, ', '')})",
+                    x(s["torch_best_ratio"]), ">= 20x"))
+    if "sklearn_best_ratio" in s:
+        out.append((what, "scikit-learn MLPRegressor (adam, same epochs)", x(s["sklearn_best_ratio"]), ">= 10x"))
+    b = g(data, "summary", "big", default={})
+    if "torch_best_ratio" in b:
+        out.append(("1 step, batch 256, 1024-1024-1024-1, Adam (`fit`)",
+                    f"PyTorch eager step, fastest variant ({b['torch_best_name'].replace('torch eager step, ', '')})",
+                    x(b["torch_best_ratio"]), ">= 1x"))
+    if "fastopt_fit_gflops" in b and "numpy_gemm_gflops" in b:
+        out.append(("same step: GEMM FLOP rate over the whole step",
+                    "NumPy matmul alone on the same products (its better thread setting)",
+                    f"{b['fastopt_fit_gflops']:.0f} vs {b['numpy_gemm_gflops']:.0f} GFLOP/s", ""))
+    return out
+
+
+def rows_gemm(data) -> list[tuple]:
+    s = g(data, "summary", default={})
+    out = []
+    if "recommended" in s:
+        out.append(("small products: OpenBLAS vs the C loop",
+                    f"threshold {s['current']:,} (current) vs {s['recommended']:,} (measured best)",
+                    f"geo-mean slowdown {s['geomean_current']:.2f} vs {s['geomean_recommended']:.2f}",
+                    "1.00 = per-shape best"))
+    fits = g(s, "articles_fit", default={})
+    cur = next((v for k, v in fits.items() if "current" in k), None)
+    best = min(fits.values()) if fits else None
+    if cur and best:
+        label = next(k for k, v in fits.items() if v == best)
+        out.append(("13-10-1 net `fit` at different BLAS thresholds", f"current threshold vs {label}",
+                    x(cur / best), ""))
+    return out
+
+
+def rows_articles(data) -> list[tuple]:
+    out = []
+    s0 = g(data, "summary", "article000", default={})
+    iters = g(data, "article000", "iterations")
+    if s0:
+        out.append((f"article 000 `fo.gradient_descent`, 100 samples, {iters} iterations",
+                    "the article's NumPy (sign fixed)", x(s0.get("ratio_article_numpy")), ">= 100x"))
+        out.append((f"article 000 `fo.gradient_descent`, 100 samples, {iters} iterations",
+                    "a tidy NumPy loop", x(s0.get("ratio_tidy_numpy")), ""))
+    steps = g(data, "article004", "steps")
+    for opt in ("sgd", "adam"):
+        s = g(data, "summary", "article004", opt, default={})
+        if not s:
+            continue
+        what = f"article 004 Dense(1), {steps} full-batch {'GD' if opt == 'sgd' else 'Adam'} steps (`fit`)"
+        if "numpy_vs_fit" in s:
+            out.append((what, "NumPy loop", x(s["numpy_vs_fit"]), ""))
+        if "torch_best_vs_fit" in s:
+            out.append((what, "PyTorch eager loop (faster thread setting)", x(s["torch_best_vs_fit"]), ""))
+        if "numpy_vs_tape" in s:
+            out.append((f"same, as a `compute_gradients` + `apply_gradients` loop", "NumPy loop",
+                        x(s["numpy_vs_tape"]), ""))
+    return out
+
+
+BUILDERS = {"bench_optim.py": rows_optim, "bench_train.py": rows_train, "bench_gemm.py": rows_gemm,
+            "bench_articles.py": rows_articles}
+
+
+def machine_line(results: list[dict]) -> list[str]:
+    facts = [g(r, "data", "machine") for r in results if r.get("ok") and g(r, "data", "machine")]
+    if not facts:
+        return []
+    m = next((f for f in facts if f.get("blas")), facts[0])  # bench_train's facts name the BLAS kernels
+    lines = [f"- {m.get('cpu', '?')}, {m.get('cpus_usable', m.get('cpu_count', '?'))} cores; Python {m.get('python')}, "
+             f"NumPy {m.get('numpy')}, torch {m.get('torch')} ({m.get('torch_threads_default')} threads)"
+             + (f", scikit-learn {m['sklearn']}" if m.get("sklearn") else "")]
+    for b in m.get("blas", []) or []:
+        if b.get("user_api") == "blas" and b.get("owner") in ("fastopt (scipy-openblas32)", "numpy"):
+            lines.append(f"- OpenBLAS of {b['owner']}: {b.get('version')}, kernel {b.get('architecture')}")
+    return lines
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--quick", action="store_true", help="pass --quick to every script (CI smoke run)")
+    ap.add_argument("--out", metavar="DIR", help="keep each script's Markdown output and JSON in DIR")
+    ap.add_argument("--only", nargs="+", choices=SCRIPTS, help="run only these scripts")
+    ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed per script")
+    ap.add_argument("--verbose", action="store_true", help="echo each script's full output")
+    args = ap.parse_args(argv)
+    for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
+        if os.environ.get(var):
+            print(f"warning: {var}={os.environ[var]} is set; OpenBLAS may pick a slower kernel. "
+                  f"Reproduce with: {reproduce_command(args)}", file=sys.stderr)
+    t0 = time.perf_counter()
+    with tempfile.TemporaryDirectory(prefix="fastopt-bench-") as tmp:
+        outdir = args.out or tmp
+        os.makedirs(outdir, exist_ok=True)
+        results = [run_script(name, args, outdir) for name in (args.only or SCRIPTS)]
+
+    print("## Speed\n")
+    print("Reproduce (from the repository root, nothing else running):\n")
+    print(f"```\n{reproduce_command(args)}\n```\n")
+    for line in machine_line(results):
+        print(line)
+    print(f"- every figure is a ratio measured within one run: peer time / fastopt time (> 1: fastopt is "
+          f"faster){'; --quick (smoke run: smaller workloads, few repeats)' if args.quick else ''}\n")
+    print("| workload | compared with | fastopt speed-up | goal |")
+    print("|---|---|---:|---:|")
+    failed = []
+    for r in results:
+        if not r.get("ok"):
+            failed.append(r)
+            print(f"| {r['script']} | not run | {r.get('error', '?')} | |")
+            continue
+        try:
+            rows = BUILDERS[r["script"]](r["data"])
+        except Exception as e:  # a script changed its JSON: say so, keep the rest
+            rows = [(r["script"], "results not understood", f"{type(e).__name__}: {e}", "")]
+        for what, peer, fig, goal in rows:
+            print(f"| {what} | {peer} | {fig} | {goal} |")
+    print(f"\n(total {time.perf_counter() - t0:.0f} s; each script's full tables: "
+          f"{'in ' + args.out if args.out else 'run it alone, or pass --out DIR'})")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
