@@ -183,7 +183,14 @@ void fo_shuffle(int64_t *perm, size_t n, fo_rng *rng);
                               fo_optim_hyper *h, const double *lr, size_t n_lr,             \
                               const T *X, const T *Y, size_t n, size_t batch,               \
                               const fo_net *net, int64_t *perm, fo_rng *rng, int shuffle,   \
-                              T *work, fo_stats *st);
+                              T *work, fo_stats *st);                                       \
+    /* `epochs` epochs in a row; lr has 1 entry or one per step of every epoch;              \
+     * per_epoch[e] receives epoch e's sums.  Returns the number of steps taken. */         \
+    size_t fo_train_epochs_##S(T *params, T *grads, T *slot[FO_MAX_SLOTS], int kind,       \
+                               fo_optim_hyper *h, const double *lr, size_t n_lr,            \
+                               const T *X, const T *Y, size_t n, size_t batch,              \
+                               const fo_net *net, int64_t *perm, fo_rng *rng, int shuffle,  \
+                               T *work, size_t epochs, fo_stats *per_epoch);
 FO_DECLARE_TRAIN(float, f32)
 FO_DECLARE_TRAIN(double, f64)
 

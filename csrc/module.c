@@ -924,20 +924,28 @@ static PyObject *py_net_gradients(PyObject *self, PyObject *args)
 
 PyDoc_STRVAR(train_epoch_doc,
              "train_epoch(params, grads, slots, kind, hyper, lr, iteration, x, y, batch_size,\n"
-             "            spec, perm, rng_state, shuffle, work) -> (steps, loss*n, sse, sae, penalty*n)\n\n"
-             "One epoch of mini-batch training in C.  lr is a float64 array with one learning\n"
-             "rate per step, or one for all.  params and the slots are updated in place.");
+             "            spec, perm, rng_state, shuffle, work, epochs=1, stats=None)\n"
+             "    -> (steps, loss*n, sse, sae, penalty*n)\n\n"
+             "Epochs of mini-batch training in C.  lr is a float64 array with one learning\n"
+             "rate per step (of every epoch), or one for all.  params and the slots are\n"
+             "updated in place.  The sums returned are over all epochs; stats, a float64\n"
+             "(epochs, 4) array, receives each epoch's (loss*n, sse, sae, penalty*n).");
 
 static PyObject *py_train_epoch(PyObject *self, PyObject *args)
 {
     PyObject *po, *go, *slots_o, *hyper_o, *lro, *xo, *yo, *spec, *permo, *rngo, *wo;
     int kind, shuffle;
     long long iteration;
-    Py_ssize_t batch;
-    if (!PyArg_ParseTuple(args, "OOO!iOOLOOnOOOpO", &po, &go, &PyTuple_Type, &slots_o, &kind,
+    Py_ssize_t batch, epochs = 1;
+    PyObject *stats_o = Py_None;
+    if (!PyArg_ParseTuple(args, "OOO!iOOLOOnOOOpO|nO", &po, &go, &PyTuple_Type, &slots_o, &kind,
                           &hyper_o, &lro, &iteration, &xo, &yo, &batch, &spec, &permo, &rngo,
-                          &shuffle, &wo))
+                          &shuffle, &wo, &epochs, &stats_o))
         return NULL;
+    if (epochs < 1) {
+        PyErr_Format(PyExc_ValueError, "epochs must be >= 1, got %zd", epochs);
+        return NULL;
+    }
     net_args na;
     fo_optim_hyper h;
     if (net_common(spec, po, xo, &na) < 0 || check_kind(kind) < 0 || parse_hyper(hyper_o, &h) < 0)
@@ -965,22 +973,31 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     if (!work)
         return NULL;
     const npy_intp steps = n == 0 ? 0 : (n + batch - 1) / batch;
-    if (PyArray_SIZE(lr) != 1 && PyArray_SIZE(lr) != steps) {
-        PyErr_Format(PyExc_ValueError, "lr must have 1 or %zd (steps) entries, got %zd", steps,
-                     PyArray_SIZE(lr));
+    if (PyArray_SIZE(lr) != 1 && (steps > PY_SSIZE_T_MAX / epochs || PyArray_SIZE(lr) != steps * epochs)) {
+        PyErr_Format(PyExc_ValueError, "lr must have 1 or %zd (steps x epochs) entries, got %zd",
+                     steps * epochs, PyArray_SIZE(lr));
+        return NULL;
+    }
+    PyArrayObject *stats = NULL;
+    if (stats_o != Py_None) {
+        stats = exact_2d(stats_o, "stats", NPY_FLOAT64, 1, epochs, 4);
+        if (!stats)
+            return NULL;
+    } else if (epochs > 1) {
+        PyErr_SetString(PyExc_ValueError, "stats is needed for more than one epoch");
         return NULL;
     }
     int used[FO_MAX_SLOTS];
     fo_optim_slots_used(kind, &h, used);
-    PyArrayObject *arrs[5 + FO_MAX_SLOTS + 3] = {na.params, g, perm, rng, work};
-    const char *names[5 + FO_MAX_SLOTS + 3] = {"params", "grads", "perm", "rng_state", "work"};
+    PyArrayObject *arrs[6 + FO_MAX_SLOTS + 3] = {na.params, g, perm, rng, work, stats};
+    const char *names[6 + FO_MAX_SLOTS + 3] = {"params", "grads", "perm", "rng_state", "work", "stats"};
     static const char *slot_names[FO_MAX_SLOTS] = {"slots[0]", "slots[1]", "slots[2]"};
     void *slot[FO_MAX_SLOTS] = {NULL, NULL, NULL};
     if (PyTuple_GET_SIZE(slots_o) != FO_MAX_SLOTS) {
         PyErr_Format(PyExc_TypeError, "slots must be a %d-tuple", FO_MAX_SLOTS);
         return NULL;
     }
-    int na_ = 5;
+    int na_ = 6;
     for (int k = 0; k < FO_MAX_SLOTS; k++) {
         if (!used[k])
             continue;
@@ -1008,22 +1025,43 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
             return NULL;
         }
     }
-    fo_stats st = {0, 0, 0, 0};
+    fo_stats one, *per_epoch = stats ? (fo_stats *)PyMem_Malloc(epochs * sizeof(fo_stats)) : &one;
+    if (!per_epoch)
+        return PyErr_NoMemory();
     size_t done = 0;
     fo_rng state;
     memcpy(state.s, PyArray_DATA(rng), sizeof state.s);
     Py_BEGIN_ALLOW_THREADS
     if (tn == NPY_FLOAT32)
-        done = fo_train_epoch_f32(PyArray_DATA(na.params), PyArray_DATA(g), (float **)slot, kind, &h,
-                                  lrp, PyArray_SIZE(lr), PyArray_DATA(x), PyArray_DATA(y), n, batch,
-                                  net, PyArray_DATA(perm), &state, shuffle, PyArray_DATA(work), &st);
+        done = fo_train_epochs_f32(PyArray_DATA(na.params), PyArray_DATA(g), (float **)slot, kind,
+                                   &h, lrp, PyArray_SIZE(lr), PyArray_DATA(x), PyArray_DATA(y), n,
+                                   batch, net, PyArray_DATA(perm), &state, shuffle,
+                                   PyArray_DATA(work), epochs, per_epoch);
     else
-        done = fo_train_epoch_f64(PyArray_DATA(na.params), PyArray_DATA(g), (double **)slot, kind, &h,
-                                  lrp, PyArray_SIZE(lr), PyArray_DATA(x), PyArray_DATA(y), n, batch,
-                                  net, PyArray_DATA(perm), &state, shuffle, PyArray_DATA(work), &st);
+        done = fo_train_epochs_f64(PyArray_DATA(na.params), PyArray_DATA(g), (double **)slot, kind,
+                                   &h, lrp, PyArray_SIZE(lr), PyArray_DATA(x), PyArray_DATA(y), n,
+                                   batch, net, PyArray_DATA(perm), &state, shuffle,
+                                   PyArray_DATA(work), epochs, per_epoch);
     Py_END_ALLOW_THREADS
     memcpy(PyArray_DATA(rng), state.s, sizeof state.s);
-    return Py_BuildValue("ndddd", (Py_ssize_t)done, st.loss, st.sse, st.sae, st.penalty);
+    fo_stats total = {0, 0, 0, 0};
+    for (Py_ssize_t e = 0; e < epochs; e++) {
+        const fo_stats *st = &per_epoch[e];
+        total.loss += st->loss;
+        total.sse += st->sse;
+        total.sae += st->sae;
+        total.penalty += st->penalty;
+        if (stats) {
+            double *row = (double *)PyArray_GETPTR2(stats, e, 0);
+            row[0] = st->loss;
+            row[1] = st->sse;
+            row[2] = st->sae;
+            row[3] = st->penalty;
+        }
+    }
+    if (per_epoch != &one)
+        PyMem_Free(per_epoch);
+    return Py_BuildValue("ndddd", (Py_ssize_t)done, total.loss, total.sse, total.sae, total.penalty);
 }
 
 /* ------------------------------------------------------------------ */

@@ -178,6 +178,22 @@ size_t FO_FN(fo_train_epoch)(T *params, T *grads, T *slot[FO_MAX_SLOTS], int kin
     return steps;
 }
 
+size_t FO_FN(fo_train_epochs)(T *params, T *grads, T *slot[FO_MAX_SLOTS], int kind,
+                              fo_optim_hyper *h, const double *lr, size_t n_lr, const T *X,
+                              const T *Y, size_t n, size_t batch, const fo_net *net, int64_t *perm,
+                              fo_rng *rng, int shuffle, T *work, size_t epochs, fo_stats *per_epoch)
+{
+    const size_t steps = n == 0 ? 0 : (n + batch - 1) / batch;
+    size_t done = 0;
+    for (size_t e = 0; e < epochs; e++) {
+        const double *lr_e = n_lr == 1 ? lr : lr + e * steps;
+        per_epoch[e] = (fo_stats){0, 0, 0, 0};
+        done += FO_FN(fo_train_epoch)(params, grads, slot, kind, h, lr_e, n_lr == 1 ? 1 : steps, X,
+                                      Y, n, batch, net, perm, rng, shuffle, work, &per_epoch[e]);
+    }
+    return done;
+}
+
 #undef FO_FN
 #undef FO_CAT
 #undef FO_CAT_

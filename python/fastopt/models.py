@@ -28,6 +28,7 @@ from .layers import Dense
 __all__ = ["Sequential", "load_model"]
 
 _PREDICT_ROWS = 4096  # rows per C call in predict: bounds the workspace
+_STEPS_PER_CALL = 1 << 16  # steps per C call when fit runs several epochs in one
 
 
 class Sequential:
@@ -270,6 +271,8 @@ class Sequential:
         history = _callbacks.History()
         history.params = {"epochs": epochs, "steps": steps, "verbose": verbose}
         cbs = list(callbacks or [])
+        # with nothing to run between epochs, many epochs go to C in one call
+        together = not cbs and val is None and not verbose
         if verbose:
             cbs.append(_callbacks.ProgressLogger(epochs))
         cbs.append(history)
@@ -278,22 +281,28 @@ class Sequential:
         self.stop_training = False
         for cb in cbs:
             cb.on_train_begin()
-        for epoch in range(initial_epoch, epochs):
-            for cb in cbs:
-                cb.on_epoch_begin(epoch)
-            lr = opt._learning_rates(steps)
-            done, loss_sum, sse, sae, _ = _core.train_epoch(
+        epoch = initial_epoch
+        while epoch < epochs and not self.stop_training:
+            chunk = 1
+            if together:  # bounded so a schedule's per-step learning rates stay small
+                chunk = min(epochs - epoch, max(1, _STEPS_PER_CALL // steps))
+            for e in range(epoch, epoch + chunk):
+                for cb in cbs:
+                    cb.on_epoch_begin(e)
+            lr = opt._learning_rates(steps * chunk)
+            stats = np.empty((chunk, 4))
+            done, *_ = _core.train_epoch(
                 self._params, self._grads, self._slots, opt._kind, opt._hyper, lr, opt.iterations,
-                x, y, batch, self.spec, perm, self._rng_state, bool(shuffle), work)
+                x, y, batch, self.spec, perm, self._rng_state, bool(shuffle), work, chunk, stats)
             opt.iterations += done
-            logs = {"loss": loss_sum / n}
-            logs.update(self._metric_logs(sse, sae, n * out_units))
-            if val is not None:
-                logs.update({"val_" + k: v for k, v in self._evaluate_logs(*val).items()})
-            for cb in cbs:
-                cb.on_epoch_end(epoch, logs)
-            if self.stop_training:
-                break
+            for e, (loss_sum, sse, sae, _) in enumerate(stats.tolist(), start=epoch):
+                logs = {"loss": loss_sum / n}
+                logs.update(self._metric_logs(sse, sae, n * out_units))
+                if val is not None:
+                    logs.update({"val_" + k: v for k, v in self._evaluate_logs(*val).items()})
+                for cb in cbs:
+                    cb.on_epoch_end(e, logs)
+            epoch += chunk
         for cb in cbs:
             cb.on_train_end()
         return history
