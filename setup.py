@@ -34,7 +34,7 @@ def blas_options():
 
 blas = blas_options()
 compile_args = [] if sys.platform == "win32" else [
-    "-O3", "-std=gnu11", "-fno-math-errno", "-ffp-contract=off", "-Wall", "-Wno-unused-function"]
+    "-O3", "-std=gnu11", "-fno-math-errno", "-ffp-contract=off", "-pthread", "-Wall", "-Wno-unused-function"]
 
 core = Extension(
     "fastopt._core",
@@ -45,7 +45,7 @@ core = Extension(
     libraries=blas.get("libraries", []),
     define_macros=[("NPY_NO_DEPRECATED_API", "NPY_1_7_API_VERSION")] + blas.get("define_macros", []),
     extra_compile_args=compile_args,
-    extra_link_args=blas.get("extra_link_args", []),
+    extra_link_args=blas.get("extra_link_args", []) + ([] if sys.platform == "win32" else ["-pthread"]),
 )
 
 setup(ext_modules=[core])
