@@ -485,3 +485,20 @@ def test_nan_gradient_under_a_norm_clip_spreads_to_every_element(clip):
     w = np.zeros(4)
     fo.optimizers.SGD(0.1, **clip).apply_gradients([(np.array([1.0, np.nan, 2.0, 3.0]), w)])
     assert np.isnan(w).all()
+
+
+@pytest.mark.parametrize("name", ["sgd", "adam", "rmsprop"])
+def test_variable_split_across_threads_matches_twin(name):
+    # 1M+ elements are split across threads in C (FASTOPT_NUM_THREADS); an odd
+    # length puts a ragged chunk at the end
+    n = (1 << 20) + 12345
+    rng = np.random.default_rng(7)
+    config = {"sgd": {"momentum": 0.9}, "adam": {"amsgrad": True}, "rmsprop": {"centered": True}}[name]
+    opt, ref = CLASSES[name](learning_rate=0.01, **config), ReferenceOptimizer(name, learning_rate=0.01, **config)
+    w = rng.standard_normal(n)
+    w_ref = w.copy()
+    for _ in range(3):
+        g = rng.standard_normal(n)
+        opt.apply_gradients([(g, w)])
+        ref.apply_gradients([(g, w_ref)])
+    np.testing.assert_allclose(w, w_ref, rtol=1e-13, atol=1e-15)
