@@ -532,3 +532,17 @@ def test_nan_propagates(blas_threshold, path, dtype):
     assert np.isnan(sse) and np.isnan(sae)
     sse, sae = _core.mse(np.array([1.0, np.inf, 2.0], dtype), np.zeros(3, dtype))
     assert sse == np.inf and sae == np.inf
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("n", [0, 1, 7, 8, 9, 100])
+def test_all_finite_matches_numpy(dtype, n):
+    rng = np.random.default_rng(n)
+    for bad in [None, np.nan, np.inf, -np.inf]:
+        for where in range(max(n, 1)):
+            a = rng.standard_normal(n).astype(dtype)
+            if bad is not None and n:
+                a[where] = bad
+            assert _core.all_finite(a) == bool(np.isfinite(a).all())
+            if bad is None:
+                break

@@ -233,11 +233,16 @@ def _bad_kernel_calls():
     no_slots = (None, None, None)
     lr = np.array([0.1])
 
-    def te(**kw):
+    def te_args(**kw):
         args = dict(params=p, grads=g, slots=no_slots, kind=_core.SGD, hyper=hyper, lr=lr, iteration=0,
                     x=x, y=y, batch=2, spec=spec, perm=perm, rng=rng_state, shuffle=True, work=work)
         args.update(kw)
-        return lambda: _core.train_epoch(*args.values())
+        return list(args.values())
+
+    def te(**kw):
+        args = te_args(**kw)
+        return lambda: _core.train_epoch(*args)
+
 
     return {
         "gemm: mixed dtypes": (lambda: _core.gemm(False, False, 1.0, a.astype(np.float32), b, 0.0, c), TypeError, "a"),
@@ -329,6 +334,20 @@ def _bad_kernel_calls():
         "train_epoch: perm dtype": (te(perm=perm.astype(np.int32)), TypeError, "perm"),
         "train_epoch: rng size": (te(rng=np.zeros(3, np.uint64)), ValueError, "rng_state"),
         "train_epoch: small work": (te(batch=5, work=work[:10]), ValueError, "work"),
+        "train_epoch: epochs 0": (lambda: _core.train_epoch(*te_args(), 0, np.zeros((1, 4))),
+                                  ValueError, "epochs"),
+        "train_epoch: 2 epochs, no stats": (lambda: _core.train_epoch(*te_args(), 2), ValueError,
+                                            "stats"),
+        "train_epoch: stats shape": (lambda: _core.train_epoch(*te_args(), 2, np.zeros((3, 4))),
+                                     ValueError, "stats"),
+        "train_epoch: stats dtype": (lambda: _core.train_epoch(*te_args(), 1, np.zeros((1, 4), np.float32)),
+                                     TypeError, "stats"),
+        "train_epoch: lr per step, 2 epochs": (
+            lambda: _core.train_epoch(*te_args(lr=np.full(3, 0.1)), 2, np.zeros((2, 4))),
+            ValueError, "lr"),
+        "all_finite: int": (lambda: _core.all_finite(np.ones(3, int)), TypeError, "a"),
+        "all_finite: strided": (lambda: _core.all_finite(np.ones(6)[::2]), ValueError, "a"),
+        "all_finite: list": (lambda: _core.all_finite([1.0]), TypeError, "a"),
     }
 
 
