@@ -6,7 +6,7 @@ from setuptools import Extension, setup
 
 SOURCES = ["csrc/module.c", "csrc/optim.c", "csrc/dense.c", "csrc/train.c", "csrc/linear.c"]
 HEADERS = ["csrc/fastopt.h", "csrc/optim_impl.h", "csrc/dense_impl.h", "csrc/train_impl.h",
-           "csrc/linear_impl.h"]
+           "csrc/linear_impl.h", "csrc/reduce_impl.h"]
 
 
 def blas_options():

@@ -8,18 +8,7 @@
 #define FO_CAT(a, b) FO_CAT_(a, b)
 #define FO_FN(name) FO_CAT(name, S)
 
-/* dot product with 8 independent partial sums (vectorizes without -ffast-math) */
-FO_INLINE T FO_FN(fo_dot)(const T *restrict a, const T *restrict b, size_t n)
-{
-    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            acc[k] += a[i + k] * b[i + k];
-    for (; i < n; i++)
-        acc[0] += a[i] * b[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
+#include "reduce_impl.h"
 
 /* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major, contiguous.
  * op(A) is (M,K): A is stored (M,K), or (K,M) if ta.  op(B) is (K,N): B is
@@ -47,7 +36,7 @@ void FO_FN(fo_gemm_naive)(int ta, int tb, size_t M, size_t N, size_t K, T alpha,
         } else if (!ta) {
             /* C_ij += alpha * (row i of A) . (row j of B) */
             for (size_t j = 0; j < N; j++)
-                c[j] += alpha * FO_FN(fo_dot)(A + i * K, B + j * K, K);
+                c[j] += alpha * FO_FN(fo_dot8)(A + i * K, B + j * K, K);
         } else {
             for (size_t j = 0; j < N; j++) {
                 T s = 0;

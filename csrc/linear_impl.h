@@ -9,6 +9,8 @@
 #define FO_CAT(a, b) FO_CAT_(a, b)
 #define FO_FN(name) FO_CAT(name, S)
 
+#include "reduce_impl.h"
+
 /* e (n) = x (n,d) w (d) + b - y (n) */
 FO_INLINE void FO_FN(fo_residuals)(T *restrict e, const T *restrict x, const T *restrict y,
                                    const T *restrict w, T b, size_t n, size_t d)
@@ -26,32 +28,6 @@ FO_INLINE void FO_FN(fo_residuals)(T *restrict e, const T *restrict x, const T *
             pred += xi[j] * w[j];
         e[i] = pred - y[i];
     }
-}
-
-/* sum of a[i] * b[i] with 8 partial sums */
-FO_INLINE T FO_FN(fo_dot8)(const T *restrict a, const T *restrict b, size_t n)
-{
-    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            acc[k] += a[i + k] * b[i + k];
-    for (; i < n; i++)
-        acc[0] += a[i] * b[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-}
-
-/* sum of a[i] with 8 partial sums */
-FO_INLINE T FO_FN(fo_sum8)(const T *restrict a, size_t n)
-{
-    T acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        for (int k = 0; k < 8; k++)
-            acc[k] += a[i + k];
-    for (; i < n; i++)
-        acc[0] += a[i];
-    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
 }
 
 /* dw (d) = 2/n x^T e, *db = 2/n sum e */
