@@ -52,6 +52,11 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     """x as a floating ndarray (converted once): numbers and bools become
     float64 (or ``dtype``); complex, object and string data are refused, and so
     are NaN and inf."""
+    if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous and x.dtype.isnative:
+        # nothing to convert (the common case in a training loop): only the check
+        if not _core.all_finite(x):
+            raise ValueError(f"{name} contains NaN or inf")
+        return x
     try:
         arr = np.asarray(x)
     except (ValueError, TypeError) as e:  # ragged nested lists and the like

@@ -132,6 +132,7 @@ class Sequential:
                 off += layer.units
             fan_in = layer.units
         self._params = params
+        self._work_sizes: dict[int, int] = {}  # rows -> workspace elements
         self._variables = variables
         self._layout = layout  # (offset, size, shape) of each variable in the flat buffer
         self._grads = np.zeros_like(params)
@@ -222,8 +223,10 @@ class Sequential:
     def _workspace(self, rows: int) -> np.ndarray:
         """Scratch for one C call over ``rows`` rows: allocated per call (fit: once
         for all its epochs), so threads sharing a model never share scratch."""
-        _, size = _core.net_sizes(self.spec, rows)
-        return np.empty(max(size, 1), self.dtype)
+        size = self._work_sizes.get(rows)
+        if size is None:
+            size = self._work_sizes[rows] = max(_core.net_sizes(self.spec, rows)[1], 1)
+        return np.empty(size, self.dtype)
 
     # -- training -----------------------------------------------------------------
     def fit(self, x, y, epochs: int = 1, batch_size: Optional[int] = 32, shuffle: bool = True,
