@@ -38,7 +38,6 @@ in blocks (see ``bench_train.time_blocks``).
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import sys
 import time
@@ -47,8 +46,8 @@ import warnings
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_train import (Contender, fmt_x, fo, machine_facts, print_header,  # noqa: E402
-                         time_blocks, torch)
+from _common import finish, fo, table_row, torch  # noqa: E402
+from bench_train import Contender, fmt_x, machine_facts, print_header, time_blocks  # noqa: E402
 
 
 # --------------------------------------------------------------------------
@@ -111,19 +110,14 @@ def bench_000(args, results) -> dict:
     print("| contender | time / fastopt | µs per call | µs per iteration | w | b |")
     print("|---|---:|---:|---:|---:|---:|")
     fast = rows[0].best
-    recs = []
-    for r in rows:
-        rec = {"table": "article000", "name": r.name}
-        if r.error:
-            print(f"| {r.name} | not run: {r.error} | | | | |")
-            rec["error"] = r.error
-        else:
-            w, b = r.result
-            w, b = float(np.ravel(w)[0]), float(np.ravel(b)[0])
-            print(f"| {r.name} | {fmt_x(r.best / fast)} | {r.best * 1e6:.1f} | {r.best / iters * 1e6:.3f} | "
-                  f"{w:.5f} | {b:.5f} |")
-            rec.update(time_s=r.best, ratio=r.best / fast, w=w, b=b, all_times_s=r.times)
-        recs.append(rec)
+
+    def ran(r):
+        w, b = r.result
+        w, b = float(np.ravel(w)[0]), float(np.ravel(b)[0])
+        return (f"| {r.name} | {fmt_x(r.best / fast)} | {r.best * 1e6:.1f} | {r.best / iters * 1e6:.3f} | "
+                f"{w:.5f} | {b:.5f} |",
+                dict(time_s=r.best, ratio=r.best / fast, w=w, b=b, all_times_s=r.times))
+    recs = [table_row({"table": "article000", "name": r.name}, r.error, 6, lambda: ran(r)) for r in rows]
     results["article000"] = {"iterations": iters, "repeats": repeats, "rows": recs}
     ok = [r for r in rows if not r.error]
     return {"ratio_article_numpy": ok[1].best / fast if len(ok) > 1 else float("nan"),
@@ -255,17 +249,12 @@ def bench_004(args, results) -> dict:
         print("| contender | time / fastopt fit | ms per run | µs per step | final loss |")
         print("|---|---:|---:|---:|---:|")
         fast = rows[0].best
-        recs = []
-        for r in rows:
-            rec = {"name": r.name}
-            if r.error:
-                print(f"| {r.name} | not run: {r.error} | | | |")
-                rec["error"] = r.error
-            else:
-                print(f"| {r.name} | {fmt_x(r.best / fast)} | {r.best * 1e3:.2f} | {r.best / steps * 1e6:.2f} | "
-                      f"{float(r.result):.3e} |")
-                rec.update(time_s=r.best, ratio=r.best / fast, final_loss=float(r.result), all_times_s=r.times)
-            recs.append(rec)
+
+        def ran(r):
+            return (f"| {r.name} | {fmt_x(r.best / fast)} | {r.best * 1e3:.2f} | {r.best / steps * 1e6:.2f} | "
+                    f"{float(r.result):.3e} |",
+                    dict(time_s=r.best, ratio=r.best / fast, final_loss=float(r.result), all_times_s=r.times))
+        recs = [table_row({"name": r.name}, r.error, 5, lambda: ran(r)) for r in rows]
         results["article004"]["tables"][opt_name] = recs
         ok = {r.name: r for r in rows if not r.error}
         tape = rows[1]
@@ -316,15 +305,7 @@ def main(argv=None) -> int:
             parts.append(f"the compute_gradients + apply_gradients loop takes {s['tape_vs_fit']:.1f}x fit's time"
                          + (f" and runs at {s['numpy_vs_tape']:.2f}x the NumPy loop's speed" if "numpy_vs_tape" in s else ""))
         print(f"- article 004, {opt_name}: " + "; ".join(parts))
-    elapsed = time.perf_counter() - t_start
-    print(f"- total benchmark time: {elapsed:.1f} s")
-    results["summary"] = {"article000": s000, "article004": s004}
-    results["elapsed_s"] = elapsed
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1, default=str)
-        print(f"\n(results written to {args.json})")
-    return 0
+    return finish(results, {"article000": s000, "article004": s004}, t_start, args.json)
 
 
 if __name__ == "__main__":

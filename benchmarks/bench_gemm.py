@@ -41,7 +41,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import sys
@@ -50,7 +49,8 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from bench_train import fo, machine_facts, print_header, threadpoolctl  # noqa: E402  (shared header)
+from _common import finish, fo  # noqa: E402
+from bench_train import machine_facts, print_header, threadpoolctl  # noqa: E402  (shared header)
 
 CASES = {  # name: (ta, tb, description)
     "NN": (0, 0, "forward z = x @ W: M=B, N=OUT, K=IN"),
@@ -337,16 +337,9 @@ def main(argv=None) -> int:
         print(f"| {label} | {b / base:.2f}x | {b * 1e3:.2f} | {b / (epochs * 13) * 1e6:.2f} |")
     summary["articles_fit"] = {label: b for label, b in fits}
     limiter.__exit__(None, None, None)
-    elapsed = time.perf_counter() - t_start
-    print(f"\n- total benchmark time: {elapsed:.1f} s")
-
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"machine": facts, "quick": args.quick, "overhead_s": overhead, "rows": rows,
-                       "thresholds": table, "articles_products": art_rows, "summary": summary,
-                       "elapsed_s": elapsed}, f, indent=1, default=str)
-        print(f"\n(results written to {args.json})")
-    return 0
+    print()
+    return finish({"machine": facts, "quick": args.quick, "overhead_s": overhead, "rows": rows,
+                   "thresholds": table, "articles_products": art_rows}, summary, t_start, args.json)
 
 
 if __name__ == "__main__":

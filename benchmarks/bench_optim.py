@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import math
 import os
 import platform
@@ -46,16 +45,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-try:
-    import fastopt as fo
-except ImportError:  # run from a source checkout without PYTHONPATH=python
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-    import fastopt as fo
-
-try:
-    import torch
-except ImportError:
-    torch = None
+from _common import finish, fo, table_row, torch, with_torch_cpu_capability
 
 LR = 1e-3
 BETA_1, BETA_2, EPS = 0.9, 0.999, 1e-7
@@ -306,21 +296,17 @@ def report_table(title: str, rows: list[Contender], n: int) -> list[dict]:
     print(f"\n### {title}\n")
     print("| contender | time / fastopt | GB/s (B x N / t) | fraction of copy BW | time (ms) |")
     print("|---|---:|---:|---:|---:|")
-    out = []
-    for r in rows:
-        rec = {"table": title, "name": r.name, "bytes_per_element": r.nbytes}
-        if r.error:
-            print(f"| {r.name} | not run: {r.error} | | | |")
-            rec["error"] = r.error
-        else:
-            t = r.best
-            gbps = r.nbytes * n / t / 1e9
-            frac = (r.nbytes * n / t) / copy_bw
-            print(f"| {r.name} ({r.nbytes} B/elem) | {fmt_ratio(t / fast)} | {gbps:.1f} | "
-                  f"{frac:.0%} | {t * 1e3:.2f} |")
-            rec.update(time_s=t, ratio_vs_fastopt=t / fast, gbps=gbps, fraction_of_copy_bw=frac,
-                       all_times_s=r.times)
-        out.append(rec)
+
+    def ran(r):
+        t = r.best
+        gbps = r.nbytes * n / t / 1e9
+        frac = (r.nbytes * n / t) / copy_bw
+        return (f"| {r.name} ({r.nbytes} B/elem) | {fmt_ratio(t / fast)} | {gbps:.1f} | "
+                f"{frac:.0%} | {t * 1e3:.2f} |",
+                dict(time_s=t, ratio_vs_fastopt=t / fast, gbps=gbps, fraction_of_copy_bw=frac,
+                     all_times_s=r.times))
+    out = [table_row({"table": title, "name": r.name, "bytes_per_element": r.nbytes}, r.error, 5,
+                     lambda: ran(r)) for r in rows]
     other = getattr(rows[0], "other_load", None)
     if other is not None:
         note = "  <- a busy neighbour: this table is noisy" if other > 0.25 else ""
@@ -355,12 +341,7 @@ def machine_facts() -> dict:
         "torch": torch.__version__ if torch is not None else None,
         "torch_threads_default": torch.get_num_threads() if torch is not None else None,
     }
-    if torch is not None:
-        try:
-            facts["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-        except Exception:
-            pass
-    return facts
+    return with_torch_cpu_capability(facts)
 
 
 # --------------------------------------------------------------------------
@@ -476,17 +457,16 @@ def main(argv=None) -> int:
                 except Exception as e:
                     calls.append((name, f"{type(e).__name__}: {str(e).splitlines()[0][:90]}"))
     base = None
+
+    def ran(name, fn):
+        nonlocal base
+        t = per_call(fn, call_repeats, call_target)
+        base = base or t
+        return (f"| {name} | {fmt_ratio(t / base)} | {t * 1e6:.2f} |",
+                dict(time_s=t, ratio_vs_fastopt_one_array=t / base))
     for name, fn in calls:
-        rec = {"name": name}
-        if isinstance(fn, str):
-            print(f"| {name} | not run: {fn} | |")
-            rec["error"] = fn
-        else:
-            t = per_call(fn, call_repeats, call_target)
-            base = base or t
-            print(f"| {name} | {fmt_ratio(t / base)} | {t * 1e6:.2f} |")
-            rec.update(time_s=t, ratio_vs_fastopt_one_array=t / base)
-        results["per_call"].append(rec)
+        results["per_call"].append(table_row({"name": name}, fn if isinstance(fn, str) else None, 3,
+                                             lambda: ran(name, fn)))
     summary["per_call_us"] = base * 1e6
 
     # ---------------------------------------------------------------- verdict
@@ -505,16 +485,7 @@ def main(argv=None) -> int:
             print(f"- vs torch's best CPU Adam at {threads} thread(s) ({nm}): fastopt is "
                   f"{max(r, 1 / r):.2f}x {verdict} (goal: faster)")
     print(f"- apply_gradients per-call overhead: {summary['per_call_us']:.2f} µs (goal < 2 µs)")
-    elapsed = time.perf_counter() - t_start
-    print(f"- total benchmark time: {elapsed:.1f} s")
-    results["summary"] = summary
-    results["elapsed_s"] = elapsed
-
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1)
-        print(f"\n(results written to {args.json})")
-    return 0
+    return finish(results, summary, t_start, args.json)
 
 
 if __name__ == "__main__":

@@ -52,7 +52,6 @@ from __future__ import annotations
 
 import argparse
 import gc
-import json
 import os
 import platform
 import sys
@@ -62,16 +61,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-try:
-    import fastopt as fo
-except ImportError:  # run from a source checkout without PYTHONPATH=python
-    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "python"))
-    import fastopt as fo
-
-try:
-    import torch
-except ImportError:
-    torch = None
+from _common import finish, fo, table_row, torch, with_torch_cpu_capability
 
 try:
     import sklearn
@@ -159,12 +149,7 @@ def machine_facts() -> dict:
         "loadavg_at_start": os.getloadavg() if hasattr(os, "getloadavg") else None,
         "cpu_busy_at_start": cpu_busy(),
     }
-    if torch is not None:
-        try:
-            facts["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-        except Exception:
-            pass
-    return facts
+    return with_torch_cpu_capability(facts)
 
 
 def print_header(title: str, facts: dict, extra: list[str]) -> None:
@@ -393,19 +378,14 @@ def bench_small(args, results: dict) -> dict:
     print("| contender | time / fastopt | ms per fit | µs per step | epochs run | final epoch loss (MSE) |")
     print("|---|---:|---:|---:|---:|---:|")
     fast = rows[0].best
-    recs = []
-    for r in rows:
-        rec = {"table": "small", "name": r.name}
-        if r.error:
-            print(f"| {r.name} | not run: {r.error} | | | | |")
-            rec["error"] = r.error
-        else:
-            res = r.result or {}
-            print(f"| {r.name} | {fmt_x(r.best / fast)} | {r.best * 1e3:.1f} | {r.best / steps * 1e6:.1f} | "
-                  f"{res.get('epochs', '?')} | {res.get('final_loss', float('nan')):.4f} |")
-            rec.update(time_s=r.best, ratio=r.best / fast, us_per_step=r.best / steps * 1e6,
-                       all_times_s=r.times, **{k: v for k, v in res.items() if v is not None})
-        recs.append(rec)
+
+    def ran(r):
+        res = r.result or {}
+        return (f"| {r.name} | {fmt_x(r.best / fast)} | {r.best * 1e3:.1f} | {r.best / steps * 1e6:.1f} | "
+                f"{res.get('epochs', '?')} | {res.get('final_loss', float('nan')):.4f} |",
+                dict(time_s=r.best, ratio=r.best / fast, us_per_step=r.best / steps * 1e6,
+                     all_times_s=r.times, **{k: v for k, v in res.items() if v is not None}))
+    recs = [table_row({"table": "small", "name": r.name}, r.error, 6, lambda: ran(r)) for r in rows]
     results["small"] = {"epochs": epochs, "steps": steps, "repeats": repeats, "rows": recs}
 
     ok = [r for r in rows if not r.error]
@@ -583,33 +563,25 @@ def bench_big(args, results: dict) -> dict:
     print("| contender | time / fastopt fit | ms per step | effective GEMM GFLOP/s |")
     print("|---|---:|---:|---:|")
     fast = rows[0].best
-    recs = []
-    for r in rows:
-        rec = {"table": "big_step", "name": r.name}
-        if r.error:
-            print(f"| {r.name} | not run: {r.error} | | |")
-            rec["error"] = r.error
-        else:
-            print(f"| {r.name} | {fmt_x(r.best / fast)} | {r.best * 1e3:.2f} | {flops / r.best / 1e9:.0f} |")
-            rec.update(time_s=r.best, ratio=r.best / fast, gflops=flops / r.best / 1e9, all_times_s=r.times)
-        recs.append(rec)
+
+    def ran(r):
+        return (f"| {r.name} | {fmt_x(r.best / fast)} | {r.best * 1e3:.2f} | {flops / r.best / 1e9:.0f} |",
+                dict(time_s=r.best, ratio=r.best / fast, gflops=flops / r.best / 1e9, all_times_s=r.times))
+    recs = [table_row({"table": "big_step", "name": r.name}, r.error, 4, lambda: ran(r)) for r in rows]
 
     print(f"\n### The same {len(big_gemms())} matrix products alone (float32), per engine\n")
     print("| engine | time / NumPy (same threads) | ms for all products | GFLOP/s |")
     print("|---|---:|---:|---:|")
     g_recs = []
+
+    def ran_gemm(r, base):
+        return (f"| {r.name} | {fmt_x(r.best / base.best)} | {r.best * 1e3:.2f} | "
+                f"{flops / r.best / 1e9:.0f} |",
+                dict(time_s=r.best, ratio_vs_numpy=r.best / base.best, gflops=flops / r.best / 1e9))
     for grp in groups:
         base = next(g for g in grp if g.name.startswith("NumPy"))
-        for r in grp:
-            rec = {"table": "gemm_rate", "name": r.name}
-            if r.error:
-                print(f"| {r.name} | not run: {r.error} | | |")
-                rec["error"] = r.error
-            else:
-                print(f"| {r.name} | {fmt_x(r.best / base.best)} | {r.best * 1e3:.2f} | "
-                      f"{flops / r.best / 1e9:.0f} |")
-                rec.update(time_s=r.best, ratio_vs_numpy=r.best / base.best, gflops=flops / r.best / 1e9)
-            g_recs.append(rec)
+        g_recs += [table_row({"table": "gemm_rate", "name": r.name}, r.error, 4, lambda: ran_gemm(r, base))
+                   for r in grp]
     print("\nPer product (fastopt `_core.gemm`, NumPy, torch at default threads; GFLOP/s):\n")
     print("| product | M*N*K | fastopt | NumPy | torch |")
     print("|---|---:|---:|---:|---:|")
@@ -692,15 +664,7 @@ def main(argv=None) -> int:
             r = b["torch_best_ratio"]
             print(f"  - vs torch's fastest step ({b['torch_best_name']}): "
                   f"fastopt is {max(r, 1 / r):.2f}x {'faster' if r >= 1 else 'slower'} (goal: at least as fast)")
-    elapsed = time.perf_counter() - t_start
-    print(f"- total benchmark time: {elapsed:.1f} s")
-    results["summary"] = summary
-    results["elapsed_s"] = elapsed
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump(results, f, indent=1, default=str)
-        print(f"\n(results written to {args.json})")
-    return 0
+    return finish(results, summary, t_start, args.json)
 
 
 if __name__ == "__main__":
