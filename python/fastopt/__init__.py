@@ -17,8 +17,8 @@ from ._blas import preload as _preload_blas
 _preload_blas()
 
 from . import _core  # noqa: E402
-from . import (callbacks, initializers, losses, metrics, optimizers, regularizers,  # noqa: E402
-               schedules)
+from . import (callbacks, initializers, losses, metrics, model_selection, optimizers,  # noqa: E402
+               regularizers, schedules)
 from .articles import gradient, gradient_descent, linear_model, mse_loss  # noqa: E402
 from .data import train_test_split  # noqa: E402
 from .layers import Dense  # noqa: E402
@@ -30,5 +30,6 @@ __all__ = [
     "Sequential", "Dense", "load_model", "train_test_split",
     "linear_model", "mse_loss", "gradient", "gradient_descent",
     "optimizers", "schedules", "initializers", "regularizers", "callbacks", "losses", "metrics",
+    "model_selection",
     "__version__",
 ]

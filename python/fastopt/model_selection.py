@@ -1,0 +1,107 @@
+"""Hyperparameter search over learning rate, batch size and the like.
+
+Every combination trains a fresh model with ``fit`` (whose epochs run in C),
+so a grid of a few dozen settings of a small network takes about a second::
+
+    def build(learning_rate):
+        model = fo.Sequential([fo.Dense(10, activation="relu", input_shape=(13,)), fo.Dense(1)], seed=0)
+        model.compile(optimizer=fo.optimizers.Adam(learning_rate), loss="mse")
+        return model
+
+    search = fo.model_selection.grid_search(
+        build, {"learning_rate": [1e-3, 1e-2, 1e-1], "batch_size": [16, 32, 64]},
+        x_train, y_train, epochs=50, validation_split=0.2)
+    search.best_params, search.best_score
+"""
+from __future__ import annotations
+
+import itertools
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable, Mapping, Optional, Sequence
+
+from .data import train_test_split
+
+__all__ = ["grid_search", "SearchResult", "FIT_PARAMS"]
+
+# grid keys that go to fit(); every other key is an argument of build_model
+FIT_PARAMS = frozenset({"batch_size", "epochs", "shuffle"})
+
+
+@dataclass
+class SearchResult:
+    """``results``: one dict per combination (its parameters, ``score`` and the
+    final epoch's logs), in grid order; ``best_params`` and ``best_score`` are
+    those of the lowest score (NaN scores never win)."""
+
+    monitor: str
+    results: list = field(default_factory=list)
+
+    @property
+    def best(self) -> dict:
+        finite = [r for r in self.results if math.isfinite(r["score"])]
+        if not finite:
+            raise ValueError(f"no combination gave a finite {self.monitor}")
+        return min(finite, key=lambda r: r["score"])
+
+    @property
+    def best_params(self) -> dict:
+        return dict(self.best["params"])
+
+    @property
+    def best_score(self) -> float:
+        return self.best["score"]
+
+    def table(self) -> str:
+        """The results as a Markdown table, best first."""
+        keys = list(self.results[0]["params"]) if self.results else []
+        rows = sorted(self.results, key=lambda r: (not math.isfinite(r["score"]), r["score"]))
+        lines = ["| " + " | ".join(keys + [self.monitor]) + " |", "|" + "---|" * (len(keys) + 1)]
+        lines += ["| " + " | ".join([str(r["params"][k]) for k in keys] + [f"{r['score']:.6g}"]) + " |"
+                  for r in rows]
+        return "\n".join(lines)
+
+
+def _grid(param_grid: Mapping[str, Sequence]) -> list[dict]:
+    if not isinstance(param_grid, Mapping) or not param_grid:
+        raise ValueError("param_grid must be a non-empty dict of name -> list of values")
+    for name, values in param_grid.items():
+        if isinstance(values, (str, bytes)) or not hasattr(values, "__iter__"):
+            raise ValueError(f"param_grid[{name!r}] must be a list of values, got {values!r}")
+        if len(list(values)) == 0:
+            raise ValueError(f"param_grid[{name!r}] is empty")
+    names = list(param_grid)
+    return [dict(zip(names, combo)) for combo in itertools.product(*(list(param_grid[n]) for n in names))]
+
+
+def grid_search(build_model: Callable[..., Any], param_grid: Mapping[str, Sequence], x, y, *,
+                epochs: int = 10, batch_size: Optional[int] = 32, validation_split: float = 0.2,
+                validation_data: Optional[tuple] = None, monitor: str = "val_loss",
+                random_state: Optional[int] = 0) -> SearchResult:
+    """Train one model per combination of ``param_grid`` and score it by ``monitor``
+    at the last epoch (lower is better).
+
+    ``build_model(**params)`` gets the combination's keys that are not fit
+    arguments and returns a compiled model; ``batch_size``, ``epochs`` and
+    ``shuffle`` in the grid go to ``fit`` (the keyword arguments are their
+    defaults).  Without ``validation_data``, ``validation_split`` of the samples
+    are held out once, with ``train_test_split(random_state=random_state)``, so
+    every combination sees the same split.
+    """
+    combos = _grid(param_grid)
+    if validation_data is None:
+        if not 0 < validation_split < 1:
+            raise ValueError(f"validation_split must be in (0, 1) without validation_data, got {validation_split}")
+        x, x_val, y, y_val = train_test_split(x, y, test_size=validation_split, random_state=random_state)
+        validation_data = (x_val, y_val)
+    search = SearchResult(monitor=monitor)
+    for params in combos:
+        fit_args = {"epochs": epochs, "batch_size": batch_size}
+        fit_args.update({k: v for k, v in params.items() if k in FIT_PARAMS})
+        model = build_model(**{k: v for k, v in params.items() if k not in FIT_PARAMS})
+        history = model.fit(x, y, validation_data=validation_data, verbose=0, **fit_args)
+        logs = {k: v[-1] for k, v in history.history.items() if v}
+        if monitor not in logs:
+            raise ValueError(f"monitor {monitor!r} is not among the logs: {sorted(logs)}")
+        search.results.append({"params": params, "score": float(logs[monitor]), "logs": logs})
+    return search
