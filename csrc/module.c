@@ -514,8 +514,13 @@ static PyArrayObject *exact_2d(PyObject *o, const char *name, int typenum, int w
         return NULL;
     }
     if ((rows >= 0 && PyArray_DIM(a, 0) != rows) || (cols >= 0 && PyArray_DIM(a, 1) != cols)) {
-        PyErr_Format(PyExc_ValueError, "%s must have shape (%zd, %zd), got (%zd, %zd)", name, rows,
-                     cols, PyArray_DIM(a, 0), PyArray_DIM(a, 1));
+        char r[32] = "n", c[32] = "m"; /* a free dimension reads n or m */
+        if (rows >= 0)
+            snprintf(r, sizeof r, "%zd", (Py_ssize_t)rows);
+        if (cols >= 0)
+            snprintf(c, sizeof c, "%zd", (Py_ssize_t)cols);
+        PyErr_Format(PyExc_ValueError, "%s must have shape (%s, %s), got (%zd, %zd)", name, r, c,
+                     PyArray_DIM(a, 0), PyArray_DIM(a, 1));
         return NULL;
     }
     return a;

@@ -67,8 +67,8 @@ def get(identifier: Union[None, str, Regularizer, dict]) -> Optional[Regularizer
     if isinstance(identifier, dict):
         return L1L2(**identifier)
     if isinstance(identifier, str):
-        by_name = {"l1": L1, "l2": L2, "l1_l2": L1L2}
+        by_name = {"l1": l1, "l2": l2, "l1_l2": l1_l2}  # Keras' defaults: 0.01 each
         if identifier.lower() not in by_name:
             raise ValueError(f"unknown regularizer {identifier!r}; expected one of {sorted(by_name)}")
-        return by_name[identifier.lower()]() if identifier.lower() != "l1_l2" else L1L2(0.01, 0.01)
+        return by_name[identifier.lower()]()
     raise TypeError(f"regularizer must be a name or a Regularizer, got {type(identifier).__name__}")
