@@ -184,7 +184,7 @@ def rows_articles(data) -> list[tuple]:
         if "torch_best_vs_fit" in s:
             out.append((what, "PyTorch eager loop (faster thread setting)", x(s["torch_best_vs_fit"]), ""))
         if "numpy_vs_tape" in s:
-            out.append((f"same, as a `compute_gradients` + `apply_gradients` loop", "NumPy loop",
+            out.append(("same, as a `compute_gradients` + `apply_gradients` loop", "NumPy loop",
                         x(s["numpy_vs_tape"]), ""))
     return out
 

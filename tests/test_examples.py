@@ -336,7 +336,7 @@ def test_demo_without_torch_and_sklearn(monkeypatch):
     assert "torch not installed" in text and "sklearn not installed" in text
     assert "skipped: torch is not installed" in text
     assert len(rows) == 8
-    for num, what, result, t, speedups in rows:
+    for *_, t, speedups in rows:
         assert set(speedups) <= {"numpy"} and t > 0
     assert "Summary" in text
 

@@ -16,7 +16,7 @@ from ._blas import preload as _preload_blas
 
 _preload_blas()
 
-from . import _core  # noqa: E402
+from . import _core  # noqa: E402,F401  (loaded after the BLAS it links)
 from . import (callbacks, initializers, losses, metrics, model_selection, optimizers,  # noqa: E402
                regularizers, schedules)
 from .articles import gradient, gradient_descent, linear_model, mse_loss  # noqa: E402
