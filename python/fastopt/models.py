@@ -28,7 +28,10 @@ from .layers import Dense
 __all__ = ["Sequential", "load_model"]
 
 _PREDICT_ROWS = 4096  # rows per C call in predict: bounds the workspace
-_STEPS_PER_CALL = 1 << 16  # steps per C call when fit runs several epochs in one
+# when fit runs several epochs in one C call: at most this many steps, and about
+# this many multiply-adds of forward and backward work (samples x parameters)
+_STEPS_PER_CALL = 1 << 16
+_WORK_PER_CALL = 1 << 27
 
 
 class Sequential:
@@ -287,8 +290,10 @@ class Sequential:
         epoch = initial_epoch
         while epoch < epochs and not self.stop_training:
             chunk = 1
-            if together:  # bounded so a schedule's per-step learning rates stay small
-                chunk = min(epochs - epoch, max(1, _STEPS_PER_CALL // steps))
+            if together:  # bounded so the lr array stays small and Ctrl-C is heard within ~0.1 s
+                chunk = min(epochs - epoch, _STEPS_PER_CALL // steps,
+                            _WORK_PER_CALL // (n * self._params.size))
+                chunk = max(chunk, 1)
             for e in range(epoch, epoch + chunk):
                 for cb in cbs:
                     cb.on_epoch_begin(e)
