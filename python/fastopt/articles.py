@@ -88,8 +88,12 @@ def gradient_descent(x, y, w, b, learning_rate: float, num_iterations: int) -> t
     learning_rate = check_real(learning_rate, "learning_rate", low=0)
     num_iterations = check_int(num_iterations, "num_iterations", low=0)
     x, y, w, b, w_shape, b_ndim = _prepare(x, y, w, b)
+    # calls of about 2**27 multiply-adds each, so an interrupt is heard; the
+    # loop's state is w and b alone, so the split changes no bit
+    per_call = max(1, (1 << 27) // max(x.size, 1))
     with np.errstate(all="ignore"):
-        _core.linear_gd(w, b, x, y, learning_rate, num_iterations)
+        for start in range(0, num_iterations, per_call):
+            _core.linear_gd(w, b, x, y, learning_rate, min(per_call, num_iterations - start))
     if not (np.isfinite(w).all() and np.isfinite(b).all()):
         warnings.warn(f"gradient_descent diverged (learning_rate={learning_rate} is too large "
                       "for this data); returning the non-finite weights", RuntimeWarning, stacklevel=2)
