@@ -48,6 +48,14 @@ def check_optional_positive(value, name: str) -> Optional[float]:
     return None if value is None else check_positive(value, name)
 
 
+def by_name(table: dict, name, what: str):
+    """``table[name.lower()]``, or a ValueError that lists the valid names."""
+    key = name.lower() if isinstance(name, str) else name
+    if key not in table:
+        raise ValueError(f"unknown {what} {name!r}; expected one of {sorted(table)}")
+    return table[key]
+
+
 def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     """x as a floating ndarray (converted once): numbers and bools become
     float64 (or ``dtype``); complex, object and string data are refused, and so

@@ -6,6 +6,8 @@ from typing import Any, Union
 
 import numpy as np
 
+from ._checks import by_name
+
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomNormal", "RandomUniform",
            "GlorotUniform", "GlorotNormal", "HeNormal", "HeUniform", "get"]
 
@@ -133,10 +135,7 @@ def get(identifier: Union[str, Initializer, dict]) -> Initializer:
     if isinstance(identifier, dict):
         return get(identifier["class_name"]).__class__(**identifier.get("config", {}))
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"unknown initializer {identifier!r}; expected one of {sorted(_BY_NAME)}")
-        return cls()
+        return by_name(_BY_NAME, identifier, "initializer")()
     raise TypeError(f"initializer must be a name or an Initializer, got {type(identifier).__name__}")
 
 

@@ -34,7 +34,7 @@ import numpy as np
 
 from . import _core
 from . import schedules as _schedules
-from ._checks import check_optional_positive, check_real, check_unit
+from ._checks import by_name, check_optional_positive, check_real, check_unit
 
 __all__ = ["Optimizer", "SGD", "Adagrad", "RMSprop", "Adam", "AdamW", "get", "serialize", "deserialize"]
 
@@ -474,10 +474,7 @@ def get(identifier: Union[str, Optimizer, dict]) -> Optimizer:
     if isinstance(identifier, dict):
         return deserialize(identifier)
     if isinstance(identifier, str):
-        cls = _BY_NAME.get(identifier.lower())
-        if cls is None:
-            raise ValueError(f"unknown optimizer {identifier!r}; expected one of {sorted(_BY_NAME)}")
-        return cls()
+        return by_name(_BY_NAME, identifier, "optimizer")()
     raise TypeError(f"optimizer must be a name or an Optimizer, got {type(identifier).__name__}")
 
 
@@ -486,7 +483,4 @@ def serialize(optimizer: Optimizer) -> dict[str, Any]:
 
 
 def deserialize(config: dict[str, Any]) -> Optimizer:
-    cls = _BY_NAME.get(str(config.get("class_name", "")).lower())
-    if cls is None:
-        raise ValueError(f"unknown optimizer {config.get('class_name')!r}; expected one of {sorted(_BY_NAME)}")
-    return cls.from_config(config["config"])
+    return by_name(_BY_NAME, str(config.get("class_name", "")), "optimizer").from_config(config["config"])

@@ -13,7 +13,7 @@ from typing import Any, Optional, Union
 
 import numpy as np
 
-from ._checks import check_real
+from ._checks import by_name, check_real
 
 __all__ = ["Regularizer", "L1", "L2", "L1L2", "l1", "l2", "l1_l2", "get"]
 
@@ -67,8 +67,6 @@ def get(identifier: Union[None, str, Regularizer, dict]) -> Optional[Regularizer
     if isinstance(identifier, dict):
         return L1L2(**identifier)
     if isinstance(identifier, str):
-        by_name = {"l1": l1, "l2": l2, "l1_l2": l1_l2}  # Keras' defaults: 0.01 each
-        if identifier.lower() not in by_name:
-            raise ValueError(f"unknown regularizer {identifier!r}; expected one of {sorted(by_name)}")
-        return by_name[identifier.lower()]()
+        # Keras' defaults: 0.01 each
+        return by_name({"l1": l1, "l2": l2, "l1_l2": l1_l2}, identifier, "regularizer")()
     raise TypeError(f"regularizer must be a name or a Regularizer, got {type(identifier).__name__}")
