@@ -188,27 +188,32 @@ class Optimizer:
 
         return (weakref.ref(variable, forget), slots)
 
+    def _slots_of(self, variable) -> Optional[tuple]:
+        """The slots kept for this very array, or None (a dead array's id may be reused)."""
+        entry = self._state.get(id(variable))
+        return entry[1] if entry is not None and entry[0]() is variable else None
+
     def _bind_flat(self, flat: np.ndarray, views: Sequence[np.ndarray]) -> tuple:
         """State for a model whose variables are ``views`` of one flat buffer:
         the flat slots, with each view's slots views of them, so ``fit`` (one
         kernel call over ``flat``) and ``apply_gradients`` on the views share
         one state.  Returns the flat slots."""
-        entry = self._state.get(id(flat))
-        if entry is None or entry[0]() is not flat:
-            entry = self._entry(flat, self._new_slots(flat))
-            self._state[id(flat)] = entry
+        flat_slots = self._slots_of(flat)
+        if flat_slots is None:
+            flat_slots = self._new_slots(flat)
+            self._state[id(flat)] = self._entry(flat, flat_slots)
             base = flat.__array_interface__["data"][0]
             for v in views:
                 off = (v.__array_interface__["data"][0] - base) // flat.itemsize
                 slots = tuple(None if s is None else s[off:off + v.size].reshape(v.shape)
-                              for s in entry[1])
-                old = self._state.get(id(v))
-                if old is not None and old[0]() is v:  # stepped before: keep its state
-                    for dst, src in zip(slots, old[1]):
+                              for s in flat_slots)
+                old = self._slots_of(v)
+                if old is not None:  # stepped before: keep its state
+                    for dst, src in zip(slots, old):
                         if dst is not None:
                             dst[...] = src
                 self._state[id(v)] = self._entry(v, slots)
-        return entry[1]
+        return flat_slots
 
     # -- the step -----------------------------------------------------------
     def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, np.ndarray]]) -> int:
@@ -219,7 +224,7 @@ class Optimizer:
         kept per array object: pass the same arrays at every step.
         """
         grads, variables, slots = [], [], []
-        state = self._state
+        slots_of = self._slots_of
         new = None
         any_gradient = False
         for g, v in grads_and_vars:
@@ -227,23 +232,20 @@ class Optimizer:
                 any_gradient = True
             grads.append(g)
             variables.append(v)
-            entry = state.get(id(v))
-            if entry is None or entry[0]() is not v:
-                fresh = _NO_SLOTS if g is None else self._new_slots(v)
-                if fresh is not _NO_SLOTS:  # else: no gradient, or not a float array (the C step names it)
-                    entry = self._entry(v, fresh)
+            kept = slots_of(v)
+            if kept is None:
+                kept = _NO_SLOTS if g is None else self._new_slots(v)
+                if kept is not _NO_SLOTS:  # else: no gradient, or not a float array (the C step names it)
                     if new is None:
                         new = {}
-                    new[id(v)] = entry
-                slots.append(fresh)
-            else:
-                slots.append(entry[1])
+                    new[id(v)] = self._entry(v, kept)
+            slots.append(kept)
         if not any_gradient:
             raise ValueError("apply_gradients got no (gradient, variable) pair with a gradient")
         lr = self._lr if self._schedule is None else self._scheduled(self.iterations)
         _core.optim_update(self._kind, variables, grads, slots, self._hyper, lr, self.iterations)
         if new:
-            state.update(new)
+            self._state.update(new)
         self.iterations += 1
         return self.iterations
 
@@ -280,10 +282,10 @@ class Optimizer:
             variables = [v for v in (entry[0]() for entry in list(self._state.values())) if v is not None]
         slots = []
         for v in variables:
-            entry = self._state.get(id(v))
-            if entry is None or entry[0]() is not v:
+            kept = self._slots_of(v)
+            if kept is None:
                 raise ValueError("get_state: a variable was never stepped by this optimizer")
-            slots.append([None if s is None else s.copy() for s in entry[1]])
+            slots.append([None if s is None else s.copy() for s in kept])
         return {"iterations": self.iterations, "slots": slots}
 
     def set_state(self, state: dict[str, Any], variables: Sequence[np.ndarray]) -> None:
@@ -305,13 +307,12 @@ class Optimizer:
                     raise ValueError(f"set_state: slots[{i}][{k}] has shape {np.shape(s)}, expected {f.shape}")
             staged.append((v, fresh, saved))
         for v, fresh, saved in staged:
-            entry = self._state.get(id(v))
-            known = entry is not None and entry[0]() is v
-            target = entry[1] if known else fresh
+            kept = self._slots_of(v)
+            target = fresh if kept is None else kept
             for f, s in zip(target, saved):
                 if f is not None:
                     f[...] = s
-            if not known:
+            if kept is None:
                 self._state[id(v)] = self._entry(v, target)
         self.iterations = int(state["iterations"])
 
