@@ -223,6 +223,17 @@ class Sequential:
             raise ValueError(f"x has {n} samples but {name} has {y.shape[0]}")
         return y
 
+    def _training_data(self, x, y) -> tuple[np.ndarray, np.ndarray]:
+        """x and y converted and checked once; an unbuilt model is built for x's width."""
+        x = self._x(x)
+        y = self._y(y, x.shape[0])
+        if x.shape[0] == 0:
+            raise ValueError("x has no samples")
+        if not self.built:
+            self.build(x.shape)
+            x = self._x(x)  # now the feature count is checked too (1-d x becomes a column)
+        return x, y
+
     def _workspace(self, rows: int) -> np.ndarray:
         """Scratch for one C call over ``rows`` rows: allocated per call (fit: once
         for all its epochs), so threads sharing a model never share scratch."""
@@ -247,11 +258,7 @@ class Sequential:
         validation_split = check_real(validation_split, "validation_split", low=0, high=1, high_open=True)
         if verbose == "auto":
             verbose = 1
-        x = self._x(x)
-        y = self._y(y, x.shape[0])
-        if not self.built:
-            self.build(x.shape)
-            x = self._x(x)  # now the feature count is checked too (1-d x becomes a column)
+        x, y = self._training_data(x, y)
         val = None
         if validation_data is not None:
             if len(validation_data) != 2:
@@ -265,8 +272,6 @@ class Sequential:
             val = (x[split:], y[split:])
             x, y = np.ascontiguousarray(x[:split]), np.ascontiguousarray(y[:split])
         n = x.shape[0]
-        if n == 0:
-            raise ValueError("x has no samples")
         batch = n if batch_size is None else min(batch_size, n)
         steps = -(-n // batch)
         work = self._workspace(batch)
@@ -365,13 +370,7 @@ class Sequential:
         """``loss, grads`` of the whole batch ``x, y`` (MSE plus regularization),
         the grads shaped like ``trainable_variables``: the articles' GradientTape
         step is ``opt.apply_gradients(zip(grads, model.trainable_variables))``."""
-        x = self._x(x)
-        y = self._y(y, x.shape[0])
-        if x.shape[0] == 0:
-            raise ValueError("x has no samples")
-        if not self.built:
-            self.build(x.shape)
-            x = self._x(x)
+        x, y = self._training_data(x, y)
         grads = np.empty_like(self._params)
         loss_sum, _, _, _ = _core.net_gradients(grads, x, y, self._params, self.spec,
                                                 self._workspace(x.shape[0]))
