@@ -131,14 +131,14 @@ double FO_FN(fo_linear_gd)(T *w, T *b, T *dw, T *e, const T *x, const T *y, size
         }
         w[0] = w0;
         *b = b0;
-        iters = 0;
-    }
-    for (size_t it = 0; it < iters; it++) {
-        FO_FN(fo_residuals)(e, x, y, w, *b, n, d);
-        FO_FN(fo_linear_grad)(dw, &db, e, x, n, d);
-        for (size_t j = 0; j < d; j++)
-            w[j] -= a * dw[j];
-        *b -= a * db;
+    } else {
+        for (size_t it = 0; it < iters; it++) {
+            FO_FN(fo_residuals)(e, x, y, w, *b, n, d);
+            FO_FN(fo_linear_grad)(dw, &db, e, x, n, d);
+            for (size_t j = 0; j < d; j++)
+                w[j] -= a * dw[j];
+            *b -= a * db;
+        }
     }
     FO_FN(fo_residuals)(e, x, y, w, *b, n, d);
     return FO_FN(fo_mean_square)(e, n);
