@@ -153,6 +153,25 @@ def time_calls(rows: list, repeats: int, target: float, pause: float) -> None:
                 r.error = f"{type(e).__name__}: {str(e).splitlines()[0][:100] if str(e) else ''}"
 
 
+def per_call_table(title: str, note: str, rows: list, base: int, base_label: str, name: str,
+                   results: dict, quick: bool) -> list[dict]:
+    """Time the rows per call and print their table, ratios against rows[base]."""
+    repeats, target = (3, 0.02) if quick else (7, 0.1)
+    time_calls(rows, repeats, target, pause=0.05)
+    print(f"\n### {title}\n")
+    print(f"{note}Best of 2 x {repeats} loops of calls, each contender in its own block.\n")
+    print(f"| call | time / {base_label} | µs per call |")
+    print("|---|---:|---:|")
+    ref = rows[base].best
+
+    def ran(r):
+        return (f"| {r.name} | {fmt_x(r.best / ref)} | {r.best * 1e6:.3f} |",
+                dict(time_s=r.best, ratio=r.best / ref))
+    recs = [table_row({"table": name, "name": r.name}, r.error, 3, lambda: ran(r)) for r in rows]
+    results[name] = {"rows": recs}
+    return recs
+
+
 def bench_gradient_call(args, results) -> dict:
     """One fo.gradient call against one call of the article's gradient, 100x1 float64."""
     rng = np.random.default_rng(0)
@@ -162,20 +181,10 @@ def bench_gradient_call(args, results) -> dict:
     rows = [Contender("fastopt `fo.gradient(x, y, w, b)`", lambda: fo.gradient(x, y2, w, 0.25)),
             Contender("NumPy: the article's `gradient` (sign fixed, y as (100,))",
                       lambda: article_gradient(x, y, w, 0.25))]
-    repeats, target = (3, 0.02) if args.quick else (7, 0.1)
-    time_calls(rows, repeats, target, pause=0.05)
-    print("\n### Article 000: one gradient call, x (100, 1) float64\n")
-    print("The per-step call of the article's loop.  Best of 2 x "
-          f"{repeats} loops of calls, each contender in its own block.\n")
-    print("| call | time / fastopt | µs per call |")
-    print("|---|---:|---:|")
+    per_call_table("Article 000: one gradient call, x (100, 1) float64",
+                   "The per-step call of the article's loop.  ", rows, 0, "fastopt", "gradient_call", results,
+                   args.quick)
     fast = rows[0].best
-
-    def ran(r):
-        return (f"| {r.name} | {fmt_x(r.best / fast)} | {r.best * 1e6:.3f} |",
-                dict(time_s=r.best, ratio=r.best / fast))
-    recs = [table_row({"table": "gradient_call", "name": r.name}, r.error, 3, lambda: ran(r)) for r in rows]
-    results["gradient_call"] = {"rows": recs}
     out = {"fastopt_us": fast * 1e6}
     if not rows[1].error:
         out["ratio_article_numpy"] = rows[1].best / fast
@@ -392,18 +401,9 @@ def bench_train_on_batch(args, results) -> dict:
     rows = [Contender("fastopt `model.train_on_batch(X, y)`", (lambda: tob(X, y)) if tob else None,
                       error=None if tob else "needs `Sequential.train_on_batch`"),
             Contender("NumPy: one step of the loop above (forward, gradient, Adam)", numpy_step)]
-    repeats, target = (3, 0.02) if args.quick else (7, 0.1)
-    time_calls(rows, repeats, target, pause=0.05)
-    print("\n### Article 004: one training step, Dense(1), 100 samples, Adam, float64\n")
-    print("| call | time / NumPy step | µs per call |")
-    print("|---|---:|---:|")
+    per_call_table("Article 004: one training step, Dense(1), 100 samples, Adam, float64", "", rows, 1, "NumPy step",
+                   "train_on_batch", results, args.quick)
     base = rows[1].best
-
-    def ran(r):
-        return (f"| {r.name} | {fmt_x(r.best / base)} | {r.best * 1e6:.3f} |",
-                dict(time_s=r.best, ratio_vs_numpy_step=r.best / base))
-    recs = [table_row({"table": "train_on_batch", "name": r.name}, r.error, 3, lambda: ran(r)) for r in rows]
-    results["train_on_batch"] = {"rows": recs}
     if rows[0].error:
         return {"error": rows[0].error}
     return {"fastopt_us": rows[0].best * 1e6, "numpy_step_vs_fastopt": base / rows[0].best}

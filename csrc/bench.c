@@ -15,13 +15,42 @@
 #define FO_STREAM_MAX_THREADS 64
 #define FO_STREAM_BLOCK 512 /* elements per block: the sums stay in L1 */
 
-/* written[k][i] += scale * sum_r read[r][i] for i in [lo, hi), block by block:
- * each element of every array is loaded once and each written one stored once */
+/* written[k][i] += scale * sum_r read[r][i] for i in [lo, hi).  The common
+ * case, one array read and up to four written (every optimizer step: the
+ * gradient read, the variable and its slots read and written), streams all of
+ * them at once as the step does; any other mix goes block by block.  Either
+ * way each element of every array is loaded once and each written one stored
+ * once. */
 #define FO_STREAM_BODY(T, S)                                                                \
+    FO_INLINE void stream1_##S(T *const *wr, const T *restrict rd, size_t lo, size_t hi,   \
+                               T scale, const int nw)                                       \
+    {                                                                                       \
+        T *restrict w0 = wr[0], *restrict w1 = nw > 1 ? wr[1] : w0;                         \
+        T *restrict w2 = nw > 2 ? wr[2] : w0, *restrict w3 = nw > 3 ? wr[3] : w0;           \
+        for (size_t i = lo; i < hi; i++) {                                                  \
+            const T r = scale * rd[i];                                                      \
+            w0[i] += r;                                                                     \
+            if (nw > 1)                                                                     \
+                w1[i] += r;                                                                 \
+            if (nw > 2)                                                                     \
+                w2[i] += r;                                                                 \
+            if (nw > 3)                                                                     \
+                w3[i] += r;                                                                 \
+        }                                                                                   \
+    }                                                                                       \
     FO_CLONES                                                                               \
     static void stream_##S(T *const *wr, size_t nw, const T *const *rd, size_t nr,         \
                            size_t lo, size_t hi, T scale)                                   \
     {                                                                                       \
+        if (nr == 1 && nw >= 1 && nw <= 4) {                                                \
+            switch (nw) {                                                                   \
+            case 1: stream1_##S(wr, rd[0], lo, hi, scale, 1); break;                        \
+            case 2: stream1_##S(wr, rd[0], lo, hi, scale, 2); break;                        \
+            case 3: stream1_##S(wr, rd[0], lo, hi, scale, 3); break;                        \
+            default: stream1_##S(wr, rd[0], lo, hi, scale, 4); break;                       \
+            }                                                                               \
+            return;                                                                         \
+        }                                                                                   \
         T s[FO_STREAM_BLOCK];                                                               \
         for (size_t i0 = lo; i0 < hi; i0 += FO_STREAM_BLOCK) {                              \
             const size_t m = hi - i0 < FO_STREAM_BLOCK ? hi - i0 : FO_STREAM_BLOCK;         \

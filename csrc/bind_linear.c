@@ -345,6 +345,54 @@ static int ready_bias(PyObject *o, int tn, double *b, int *scalar)
 
 #define DECLINE() Py_RETURN_NOTIMPLEMENTED
 
+/* (w, b) as the thorough path returns them: steals w; b a float when b_scalar,
+ * else a (1,) array of dtype tn */
+static PyObject *weights_and_bias(PyArrayObject *w, double b, int b_scalar, int tn)
+{
+    PyObject *bo = NULL;
+    if (b_scalar) {
+        bo = PyFloat_FromDouble(b);
+    } else if ((bo = PyArray_SimpleNew(1, (npy_intp[]){1}, tn))) {
+        if (tn == NPY_FLOAT32)
+            *(float *)PyArray_DATA((PyArrayObject *)bo) = (float)b;
+        else
+            *(double *)PyArray_DATA((PyArrayObject *)bo) = b;
+    }
+    PyObject *r = bo ? PyTuple_New(2) : NULL;
+    if (!r) {
+        Py_DECREF(w);
+        Py_XDECREF(bo);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(r, 0, (PyObject *)w);
+    PyTuple_SET_ITEM(r, 1, bo);
+    return r;
+}
+
+/* the arguments (x, y, w, b) of gradient_fast and gradient_descent_fast */
+typedef struct {
+    int tn;                  /* NPY_FLOAT32 or NPY_FLOAT64 */
+    PyArrayObject *x, *y, *w;
+    npy_intp n, d;           /* x is (n, d), or (n,) with d = 1 */
+    double b;
+    int b_scalar;            /* b is 0-d: the bias result is a float */
+} linear_args_ready;
+
+/* 1 if x (n, d) or (n,), y (n,) or (n, 1), w (d,) or (d, 1) are ready arrays of
+ * one float dtype, n >= 1, and b is a ready bias; 0 to decline */
+static int ready_linear(PyObject *const *args, linear_args_ready *a)
+{
+    if ((a->tn = ready_typenum(args[0])) < 0 || !(a->x = ready(args[0], a->tn)) ||
+        PyArray_NDIM(a->x) < 1 || PyArray_NDIM(a->x) > 2)
+        return 0;
+    a->n = PyArray_DIM(a->x, 0);
+    a->d = PyArray_NDIM(a->x) == 2 ? PyArray_DIM(a->x, 1) : 1;
+    a->y = ready(args[1], a->tn);
+    a->w = ready(args[2], a->tn);
+    return a->n > 0 && a->y && a->w && is_column(a->y, a->n) && is_column(a->w, a->d) &&
+           ready_bias(args[3], a->tn, &a->b, &a->b_scalar);
+}
+
 PyDoc_STRVAR(gradient_fast_doc,
              "gradient_fast(x, y, w, b) -> (dw, db), or NotImplemented\n\n"
              "fo.gradient's fast path: x (n, d) or (n,), y (n,) or (n, 1), w (d,) or (d, 1), all\n"
@@ -353,19 +401,13 @@ PyDoc_STRVAR(gradient_fast_doc,
 
 static PyObject *py_gradient_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 || !article_fast)
+    linear_args_ready a;
+    if (nargs != 4 || !article_fast || !ready_linear(args, &a))
         DECLINE();
-    const int tn = ready_typenum(args[0]);
-    PyArrayObject *x = tn < 0 ? NULL : ready(args[0], tn);
-    if (!x || PyArray_NDIM(x) < 1 || PyArray_NDIM(x) > 2)
-        DECLINE();
-    const npy_intp n = PyArray_DIM(x, 0), d = PyArray_NDIM(x) == 2 ? PyArray_DIM(x, 1) : 1;
-    PyArrayObject *y = ready(args[1], tn), *w = ready(args[2], tn);
-    double b;
-    int b_scalar;
-    if (n == 0 || !y || !w || !is_column(y, n) || !is_column(w, d) ||
-        !ready_bias(args[3], tn, &b, &b_scalar))
-        DECLINE();
+    PyArrayObject *x = a.x, *y = a.y, *w = a.w;
+    const int tn = a.tn, b_scalar = a.b_scalar;
+    const npy_intp n = a.n, d = a.d;
+    const double b = a.b;
     PyArrayObject *dw = (PyArrayObject *)PyArray_SimpleNew(PyArray_NDIM(w), PyArray_DIMS(w), tn);
     if (!dw)
         return NULL;
@@ -393,28 +435,7 @@ static PyObject *py_gradient_fast(PyObject *self, PyObject *const *args, Py_ssiz
         Py_DECREF(dw);
         DECLINE();
     }
-    PyObject *dbo;
-    if (b_scalar) {
-        dbo = PyFloat_FromDouble(db);
-    } else if ((dbo = PyArray_SimpleNew(1, (npy_intp[]){1}, tn))) {
-        if (tn == NPY_FLOAT32)
-            *(float *)PyArray_DATA((PyArrayObject *)dbo) = (float)db;
-        else
-            *(double *)PyArray_DATA((PyArrayObject *)dbo) = db;
-    }
-    if (!dbo) {
-        Py_DECREF(dw);
-        return NULL;
-    }
-    PyObject *r = PyTuple_New(2);
-    if (!r) {
-        Py_DECREF(dw);
-        Py_DECREF(dbo);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(r, 0, (PyObject *)dw);
-    PyTuple_SET_ITEM(r, 1, dbo);
-    return r;
+    return weights_and_bias(dw, db, b_scalar, tn);
 }
 
 PyDoc_STRVAR(linear_model_fast_doc,
@@ -534,8 +555,7 @@ static PyObject *py_gradient_descent_fast(PyObject *self, PyObject *const *args,
 {
     if (nargs != 6 || !article_fast)
         DECLINE();
-    double lr, b;
-    int b_scalar;
+    double lr;
     Py_ssize_t iters;
     if (!ready_real(args[4], &lr) || !isfinite(lr) || lr < 0 || !PyLong_CheckExact(args[5]))
         DECLINE();
@@ -543,15 +563,14 @@ static PyObject *py_gradient_descent_fast(PyObject *self, PyObject *const *args,
         PyErr_Clear();
         DECLINE();
     }
-    const int tn = ready_typenum(args[0]);
-    PyArrayObject *x = tn < 0 ? NULL : ready(args[0], tn);
-    if (!x || PyArray_NDIM(x) < 1 || PyArray_NDIM(x) > 2)
+    linear_args_ready a;
+    if (!ready_linear(args, &a))
         DECLINE();
-    const npy_intp n = PyArray_DIM(x, 0), d = PyArray_NDIM(x) == 2 ? PyArray_DIM(x, 1) : 1;
-    PyArrayObject *y = ready(args[1], tn), *w = ready(args[2], tn);
-    if (n == 0 || !y || !w || !is_column(y, n) || !is_column(w, d) ||
-        !ready_bias(args[3], tn, &b, &b_scalar) || !isfinite(b) ||
-        !by_stats((size_t)n, (size_t)d, (size_t)iters) || !ready_finite(w, tn) ||
+    PyArrayObject *x = a.x, *y = a.y, *w = a.w;
+    const int tn = a.tn, b_scalar = a.b_scalar;
+    const npy_intp n = a.n, d = a.d;
+    const double b = a.b;
+    if (!isfinite(b) ||        !by_stats((size_t)n, (size_t)d, (size_t)iters) || !ready_finite(w, tn) ||
         !ready_finite(x, tn) || !ready_finite(y, tn))
         DECLINE();
     /* the state in float64, from the values the thorough path starts from: w and
@@ -568,7 +587,6 @@ static PyObject *py_gradient_descent_fast(PyObject *self, PyObject *const *args,
         return NULL;
     }
     PyArrayObject *wo = (PyArrayObject *)PyArray_SimpleNew(PyArray_NDIM(w), PyArray_DIMS(w), tn);
-    PyObject *bo = NULL;
     int finite = 1;
     if (wo && tn == NPY_FLOAT32) {
         float *o = PyArray_DATA(wo);
@@ -585,34 +603,15 @@ static PyObject *py_gradient_descent_fast(PyObject *self, PyObject *const *args,
         for (npy_intp j = 0; j <= d; j++)
             finite &= isfinite(state[j]) != 0;
     }
-    if (wo && finite) {
-        if (b_scalar) {
-            bo = PyFloat_FromDouble(state[d]);
-        } else if ((bo = PyArray_SimpleNew(1, (npy_intp[]){1}, tn))) {
-            if (tn == NPY_FLOAT32)
-                *(float *)PyArray_DATA((PyArrayObject *)bo) = (float)state[d];
-            else
-                *(double *)PyArray_DATA((PyArrayObject *)bo) = state[d];
-        }
-    }
+    const double b_out = state[d];
     PyMem_Free(state);
-    if (wo && !finite) { /* diverged: the thorough path warns */
+    if (!wo)
+        return NULL;
+    if (!finite) { /* diverged: the thorough path warns */
         Py_DECREF(wo);
         DECLINE();
     }
-    if (!bo) {
-        Py_XDECREF(wo);
-        return NULL;
-    }
-    PyObject *r = PyTuple_New(2);
-    if (!r) {
-        Py_DECREF(wo);
-        Py_DECREF(bo);
-        return NULL;
-    }
-    PyTuple_SET_ITEM(r, 0, (PyObject *)wo);
-    PyTuple_SET_ITEM(r, 1, bo);
-    return r;
+    return weights_and_bias(wo, b_out, b_scalar, tn);
 }
 
 static PyObject *py_article_fast_path(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
