@@ -559,7 +559,8 @@ static PyObject *py_gradient_descent_fast(PyObject *self, PyObject *const *args,
     Py_ssize_t iters;
     if (!ready_real(args[4], &lr) || !isfinite(lr) || lr < 0 || !PyLong_CheckExact(args[5]))
         DECLINE();
-    if ((iters = PyLong_AsSsize_t(args[5])) < 0) {
+    /* a count out of [0, 2**53] is the thorough path's to refuse */
+    if ((iters = PyLong_AsSsize_t(args[5])) < 0 || iters > ((Py_ssize_t)1 << 53)) {
         PyErr_Clear();
         DECLINE();
     }

@@ -203,6 +203,18 @@ def test_gradient_descent_fast_declines_bad_hyperparameters():
         assert _core.gradient_descent_fast(x, y, w, 0.0, lr, iters) is NotImplemented
 
 
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("iters", [2**53 + 1, 2**63, 2**70])
+def test_absurd_step_counts_refused(fast, iters):
+    x, y = data()
+    old = fo.articles.use_fast_path(fast)
+    try:
+        with pytest.raises(ValueError, match="num_iterations"):
+            fo.gradient_descent(x, y, np.zeros(1), 0.0, 0.01, iters)
+    finally:
+        fo.articles.use_fast_path(old)
+
+
 def test_gradient_descent_fast_declines_wide_data():
     """More features than samples: the per-sample loop is cheaper, the thorough path runs it."""
     rng = np.random.default_rng(0)

@@ -27,6 +27,7 @@ from .losses import mean_squared_error
 __all__ = ["linear_model", "mse_loss", "gradient", "gradient_descent", "use_fast_path"]
 
 Scalar = Union[float, np.ndarray]
+_MAX_STEPS = 2 ** 53  # step counts are integers a float64 holds exactly
 
 
 def use_fast_path(enabled: bool) -> bool:
@@ -131,6 +132,8 @@ def gradient_descent(x, y, w, b, learning_rate: float, num_iterations: int) -> t
         return out
     learning_rate = check_real(learning_rate, "learning_rate", low=0)
     num_iterations = check_int(num_iterations, "num_iterations", low=0)
+    if num_iterations > _MAX_STEPS:
+        raise ValueError(f"num_iterations must be <= 2**53, got {num_iterations}")
     x, y, w, b, w_shape, b_ndim = _prepare(x, y, w, b)
     n, d = x.shape
     with np.errstate(all="ignore"):
