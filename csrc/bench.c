@@ -27,15 +27,20 @@
     {                                                                                       \
         T *restrict w0 = wr[0], *restrict w1 = nw > 1 ? wr[1] : w0;                         \
         T *restrict w2 = nw > 2 ? wr[2] : w0, *restrict w3 = nw > 3 ? wr[3] : w0;           \
+        /* every load before any store, as an optimizer step does: the arrays often      \
+         * sit at one offset within their pages, and a load after a store to the same       \
+         * offset of another page waits on it (4K aliasing) */                              \
         for (size_t i = lo; i < hi; i++) {                                                  \
             const T r = scale * rd[i];                                                      \
-            w0[i] += r;                                                                     \
+            const T a0 = w0[i], a1 = nw > 1 ? w1[i] : 0, a2 = nw > 2 ? w2[i] : 0;           \
+            const T a3 = nw > 3 ? w3[i] : 0;                                                \
+            w0[i] = a0 + r;                                                                 \
             if (nw > 1)                                                                     \
-                w1[i] += r;                                                                 \
+                w1[i] = a1 + r;                                                             \
             if (nw > 2)                                                                     \
-                w2[i] += r;                                                                 \
+                w2[i] = a2 + r;                                                             \
             if (nw > 3)                                                                     \
-                w3[i] += r;                                                                 \
+                w3[i] = a3 + r;                                                             \
         }                                                                                   \
     }                                                                                       \
     FO_CLONES                                                                               \
