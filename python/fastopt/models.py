@@ -279,19 +279,12 @@ class Sequential:
         out_units = self.layers[-1].units
         opt = self.optimizer
 
-        history = _callbacks.History()
-        history.params = {"epochs": epochs, "steps": steps, "verbose": verbose}
-        cbs = list(callbacks or [])
+        cbs = _callbacks.CallbackList(callbacks, add_history=True, add_progbar=bool(verbose), model=self,
+                                      epochs=epochs, steps=steps, verbose=verbose)
         # with nothing to run between epochs, many epochs go to C in one call
-        together = not cbs and val is None and not verbose
-        if verbose:
-            cbs.append(_callbacks.ProgressLogger(epochs))
-        cbs.append(history)
-        for cb in cbs:
-            cb.set_model(self)
+        together = not callbacks and val is None and not verbose
         self.stop_training = False
-        for cb in cbs:
-            cb.on_train_begin()
+        cbs.on_train_begin()
         epoch = initial_epoch
         while epoch < epochs and not self.stop_training:
             chunk = 1
@@ -300,8 +293,7 @@ class Sequential:
                             _WORK_PER_CALL // (n * self._params.size))
                 chunk = max(chunk, 1)
             for e in range(epoch, epoch + chunk):
-                for cb in cbs:
-                    cb.on_epoch_begin(e)
+                cbs.on_epoch_begin(e)
             lr = opt._learning_rates(steps * chunk)
             stats = np.empty((chunk, 4))
             done, *_ = _core.train_epoch(
@@ -313,12 +305,10 @@ class Sequential:
                 logs.update(self._metric_logs(sse, sae, n * out_units))
                 if val is not None:
                     logs.update({"val_" + k: v for k, v in self._evaluate_logs(*val).items()})
-                for cb in cbs:
-                    cb.on_epoch_end(e, logs)
+                cbs.on_epoch_end(e, logs)
             epoch += chunk
-        for cb in cbs:
-            cb.on_train_end()
-        return history
+        cbs.on_train_end()
+        return self.history
 
     def _metric_logs(self, sse: float, sae: float, count: int) -> dict[str, float]:
         return {name: (sse if kind == "se" else sae) / count
