@@ -69,8 +69,10 @@ def test_dense_defaults_are_keras():
     assert d.kernel_regularizer is None
     assert d.input_shape is None
     assert not d.built
-    assert fo.Dense(3, input_dim=7).input_shape == (7,)
-    assert fo.Dense(3, input_shape=5).input_shape == (5,)
+    # layer.input_shape has the batch dimension (None), as model.layers[i].input_shape in Keras
+    assert fo.Dense(3, input_dim=7).input_shape == (None, 7)
+    assert fo.Dense(3, input_shape=5).input_shape == (None, 5)
+    assert fo.Dense(3, input_shape=5).get_config()["input_shape"] == (5,)
 
 
 def test_sequential_builds_from_input_shape():
