@@ -469,7 +469,7 @@ class EarlyStopping(MonitorCallback):
 def _settable_learning_rate(optimizer, who: str) -> None:
     """Refuses (before training starts) an optimizer whose learning rate is a
     schedule or a callable: a callback cannot set it."""
-    if optimizer is None or not hasattr(optimizer, "learning_rate"):
+    if optimizer is None or not hasattr(type(optimizer), "learning_rate"):  # (not evaluated: may call a schedule)
         raise ValueError(f"{who}: the model must be compiled with an optimizer that has a learning_rate")
     lr = optimizer.get_config().get("learning_rate")
     if isinstance(lr, numbers.Real) and not isinstance(lr, bool):
@@ -1068,8 +1068,7 @@ class ProgbarLogger(Callback):
 
     def _bar(self, epoch: int, logs, now: float, final: bool, width: int = 30) -> str:
         done = epoch + 1
-        digits = len(str(self.epochs))
-        head = f"Epoch {done:>{digits}}/{self.epochs}"
+        head = f"Epoch {done}/{self.epochs}"
         filled = int(width * min(done / self.epochs, 1.0)) if self.epochs else width
         bar = "=" * filled if filled >= width else "=" * max(filled - 1, 0) + ">" + "." * (width - filled)
         elapsed = now - self._start
