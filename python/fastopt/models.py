@@ -238,16 +238,7 @@ class Sequential:
     def set_weights(self, weights: Sequence) -> None:
         """Copy ``weights`` (``get_weights()`` order and shapes) into the model."""
         self._require_built("set_weights")
-        if len(weights) != len(self._variables):
-            raise ValueError(f"set_weights: expected {len(self._variables)} arrays, got {len(weights)}")
-        staged = []
-        for i, (w, v) in enumerate(zip(weights, self._variables)):
-            a = as_float_array(w, f"weights[{i}]")
-            if a.shape != v.shape:
-                raise ValueError(f"weights[{i}] has shape {a.shape}, expected {v.shape}")
-            staged.append(a)
-        for a, v in zip(staged, self._variables):
-            v[...] = a
+        _layers.assign_weights(self._variables, weights, "set_weights")
 
     # -- training configuration ---------------------------------------------------
     @keras_keywords(keras_only=("loss_weights", "weighted_metrics", "run_eagerly", "steps_per_execution",
