@@ -146,11 +146,11 @@ def test_failed_save_leaves_no_temporary_and_the_old_file(tmp_path, monkeypatch)
     good.save(path)
     before = path.read_bytes()
 
-    def broken_savez(f, **arrays):
+    def broken_write_array(f, *args, **kwargs):
         f.write(b"partial")
         raise OSError("disk full")
 
-    monkeypatch.setattr(np, "savez", broken_savez)
+    monkeypatch.setattr(np.lib.format, "write_array", broken_write_array)
     with pytest.raises(OSError, match="disk full"):
         make_model(seed=2).save(path)
     monkeypatch.undo()
