@@ -177,6 +177,8 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], overwrite: b
         if not (st.st_mode & 0o222) or not os.access(target, os.W_OK):
             raise PermissionError(errno.EACCES, "is read-only; fastopt does not replace a read-only file "
                                   "(make it writable, or save to another path)", os.fspath(path))
+    if not os.path.isdir(directory):
+        raise FileNotFoundError(errno.ENOENT, "no such directory to save into", os.fspath(path))
     remove_stale_temporaries(directory)
     tmp = os.path.join(directory, f"{TEMP_PREFIX}{os.getpid()}-{_HOST}-{secrets.token_hex(6)}.tmp")
     flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0) | getattr(os, "O_CLOEXEC", 0)
@@ -198,9 +200,7 @@ def atomic_write(path: PathLike, write: Callable[[BinaryIO], None], overwrite: b
 
 # -- writing an archive --------------------------------------------------------------------
 def _check_suffix(path: PathLike, what: str) -> str:
-    path = os.fspath(path)
-    if not isinstance(path, str):
-        raise TypeError(f"{what}: path must be a str or os.PathLike of str, got {type(path).__name__}")
+    path = _check_path(path, what)
     suffix = os.path.splitext(path)[1].lower()
     if suffix in ("", ".npz"):
         return path
