@@ -669,7 +669,8 @@ def gradient_descent(data):
 def linear_model(data):
     # wrong Python types and shapes are left out: see test_linear_model_names_a_bad_argument
     x, _, w, b = data.draw(linear_data(wrong=0))
-    if np.shape(x)[-1:] != np.shape(w)[:1] and not (np.ndim(x) == 1 and np.shape(w)[:1] == (1,)):
+    if np.shape(x)[-1:] != np.shape(w)[:1] and not (np.ndim(x) == 1 and np.shape(w)[:1] == (1,)) \
+            or np.size(b) != 1:
         return None
 
     def check(out):
@@ -972,8 +973,9 @@ def test_set_weights_of_a_non_sequence(weights):
 @known_bug("fo.linear_model (python/fastopt/articles.py) hands its arguments to np.dot unchecked: "
            "mismatched shapes give NumPy's 'shapes (3,2) and (3,) not aligned' and None gives "
            "'unsupported operand type(s)', naming no argument")
-@pytest.mark.parametrize("args", [(np.ones((3, 2)), np.ones(3), 0.0), (None, None, None),
-                                  (np.ones((3, 1)), "w", 0.0)], ids=["shapes", "None", "string"])
+@pytest.mark.parametrize("args", [(np.ones((3, 2)), np.ones(3), 0.0), (np.ones((0, 2)), np.ones(2), np.ones(2)),
+                                  (None, None, None), (np.ones((3, 1)), "w", 0.0)],
+                         ids=["shapes", "bias shape", "None", "string"])
 def test_linear_model_names_a_bad_argument(args):
     expect_refusal(lambda: fo.linear_model(*args), ("x", "w", "b"))
 
