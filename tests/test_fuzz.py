@@ -23,7 +23,6 @@ goes wrong; when one is fixed, its test passes and strict xfail says so.
 from __future__ import annotations
 
 import collections
-import io
 import math
 import os
 import re

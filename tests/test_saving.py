@@ -445,7 +445,7 @@ def test_save_fsyncs_the_file_then_the_directory(tmp_path, monkeypatch):
     assert synced == [("file", False), ("dir", True)]
 
 
-@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError, MemoryError])
+@pytest.mark.parametrize("error", [KeyboardInterrupt, OSError, MemoryError])  # and the old file stays
 def test_interrupted_save_removes_its_temporary(tmp_path, monkeypatch, error):
     path = tmp_path / "m.npz"
     old = trained(seed=1)

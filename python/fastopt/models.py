@@ -23,7 +23,7 @@ from . import optimizers as _optimizers
 from . import saving as _saving
 from ._checks import as_float_array, check_int, check_real
 from .layers import Dense
-from .saving import load_model
+from .saving import load_model  # noqa: F401  (fastopt.models.load_model, as before)
 
 __all__ = ["Sequential", "load_model"]
 
