@@ -11,9 +11,7 @@ callbacks, progress).
 from __future__ import annotations
 
 import difflib
-import json
 import os
-import tempfile
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -24,8 +22,10 @@ from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
 from . import layers as _layers
+from . import saving as _saving
 from ._checks import as_float_array, check_int, check_real, keras_keywords
 from .layers import Dense, InputLayer
+from .saving import load_model  # noqa: F401  (fastopt.models.load_model, as before)
 
 __all__ = ["Sequential", "load_model", "clone_model"]
 
@@ -473,32 +473,28 @@ class Sequential:
                 model._set_input_layer(InputLayer(shape=(input_dim,)))
         return model
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        """Weights, architecture and optimizer state in one ``.npz``, written
-        atomically (a temporary file renamed over ``path``)."""
-        self._require_built("save")
-        path = os.fspath(path)
-        meta = {"model": self.get_config(), "loss": self.loss, "metrics": self.metrics_names,
-                "optimizer": None if self.optimizer is None else _optimizers.serialize(self.optimizer),
-                "iterations": None if self.optimizer is None else self.optimizer.iterations}
-        arrays = {"params": self._params, "rng_state": self._rng_state,
-                  "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
-        for k, s in enumerate(self._slots):
-            if s is not None:
-                arrays[f"slot_{k}"] = s
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastopt-", suffix=".npz", dir=directory)
-        try:
-            # mkstemp makes the file private (0600): give it the mode open() would
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+    def save(self, path: Union[str, os.PathLike], overwrite: bool = True) -> None:
+        """Architecture, weights, optimizer state and step count in one ``.npz``
+        (``path`` ending in ``.npz`` or without a suffix; ``.keras`` and ``.h5``
+        are refused), written atomically: see :mod:`fastopt.saving`."""
+        _saving.save_model(self, path, overwrite=overwrite)
+
+    def save_weights(self, path: Union[str, os.PathLike], overwrite: bool = True) -> None:
+        """The weights alone (``get_weights()`` order) in one ``.npz``, written atomically."""
+        _saving.save_weights(self, path, overwrite=overwrite)
+
+    def load_weights(self, path: Union[str, os.PathLike]) -> None:
+        """Weights written by :meth:`save_weights`; checked whole (count, shapes,
+        dtype, finiteness) before any weight changes."""
+        _saving.load_weights(self, path)
+
+    def __reduce__(self):
+        # pickle and copy.deepcopy go through the file format, in memory: the
+        # weights, optimizer state, iterations and generators come back exactly
+        data = _saving.model_to_bytes(self)
+        if type(self) is Sequential:
+            return _saving.model_from_bytes, (data,)
+        return _saving.model_from_bytes, (data, type(self))
 
 
 def clone_model(model: Sequential, clone_function=None) -> Sequential:
@@ -518,26 +514,3 @@ def clone_model(model: Sequential, clone_function=None) -> Sequential:
     if model.built and not clone.built:
         clone.build((None, model._input_dim))
     return clone
-
-
-def load_model(path: Union[str, os.PathLike]) -> Sequential:
-    """A model saved by ``Sequential.save``, with its optimizer state: training resumes exactly."""
-    with np.load(os.fspath(path), allow_pickle=False) as f:
-        meta = json.loads(f["meta"].tobytes().decode())
-        params = f["params"]
-        rng_state = f["rng_state"]
-        slots = [f[f"slot_{k}"] if f"slot_{k}" in f else None for k in range(3)]
-    cfg = meta["model"]
-    model = Sequential([Dense.from_config(c) for c in cfg["layers"]], dtype=cfg["dtype"],
-                       seed=cfg["seed"], name=cfg["name"])
-    if not model.built:
-        model.build((None, cfg["input_dim"]))
-    if meta["optimizer"] is not None:
-        model.compile(_optimizers.deserialize(meta["optimizer"]), meta["loss"], meta["metrics"])
-        model.optimizer.iterations = meta["iterations"]
-        for dst, src in zip(model._slots, slots):
-            if dst is not None:
-                dst[...] = src
-    model._params[...] = params
-    model._rng_state[...] = rng_state
-    return model
