@@ -258,7 +258,7 @@ def _bad_kernel_calls():
         "gemm: c is a": (lambda: _core.gemm(False, False, 1.0, sq, np.ones((4, 4)), 1.0, sq), ValueError, "c"),
         "gemm: c overlaps b": (lambda: _core.gemm(False, False, 1.0, np.ones((4, 4)), buf[:16].reshape(4, 4), 0.0,
                                                   buf[8:24].reshape(4, 4)), ValueError, "shares memory"),
-        "dense_forward: activation": (lambda: _core.dense_forward(out, x, k, bias, 9), ValueError, "activation"),
+        "dense_forward: activation": (lambda: _core.dense_forward(out, x, k, bias, 99), ValueError, "activation"),
         "dense_forward: x dtype": (lambda: _core.dense_forward(out, x.astype(np.float32), k, bias, 0), TypeError, "x"),
         "dense_forward: bias dtype": (lambda: _core.dense_forward(out, x, k, bias.astype(np.float32), 0),
                                       TypeError, "bias"),
