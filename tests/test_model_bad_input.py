@@ -179,7 +179,7 @@ def test_other_numeric_inputs_are_converted(kind):
 # -- construction ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("make,exc,words", [
-    (lambda: fo.Dense(3, activation="softmax"), ValueError, ["softmax", "relu", "sigmoid", "tanh", "linear"]),
+    (lambda: fo.Dense(3, activation="softmin"), ValueError, ["softmin", "softmax", "relu", "sigmoid", "tanh", "linear"]),
     (lambda: fo.Dense(3, kernel_initializer="orthogonal"), ValueError,
      ["orthogonal", "glorot_uniform", "he_normal", "zeros"]),
     (lambda: fo.Dense(3, bias_initializer="nope"), ValueError, ["nope", "zeros"]),
