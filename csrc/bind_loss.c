@@ -183,7 +183,7 @@ static PyObject *py_loss(PyObject *self, PyObject *args, PyObject *kwargs)
     PyObject *kind_o, *yo, *po, *wo = Py_None, *go = Py_None, *vo = Py_None;
     int reduction = 0, from_logits = 0, strict = 0;
     double ls = 0, delta = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOippdp", kwlist, &kind_o, &yo, &po, &wo,
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOipddp", kwlist, &kind_o, &yo, &po, &wo,
                                      &go, &vo, &reduction, &from_logits, &ls, &delta, &strict))
         return NULL;
     int typenum = float_typenum(po, "y_pred");
