@@ -49,7 +49,7 @@ def _as_input(x, name: str = "x") -> np.ndarray:
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
     dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
-    return np.ascontiguousarray(arr, dtype=np.dtype(dtype).newbyteorder("="))
+    return np.asarray(arr, dtype=np.dtype(dtype).newbyteorder("="), order="C")  # keeps 0-d
 
 
 def _apply(x, code: int, param: Optional[float] = None) -> np.ndarray:
