@@ -278,7 +278,7 @@ def check_targets(kind, y_true, n_classes: int, strict: bool = True) -> int:
     kind = _name(kind, LOSSES, "loss")
     y = np.asarray(y_true)
     B = y.shape[0]
-    y = y.reshape(B, -1)
+    y = _rows(y, B)
     if kind == "sparse_categorical_crossentropy":
         v = y[:, 0]
         bad = ~((v >= 0) & (v < n_classes) & (np.floor(v) == v))
@@ -298,6 +298,11 @@ def metric_acc_size(kind, C: int) -> int:
     return 4 * C + 1 if _name(kind, METRICS, "metric") == "r2_score" else 2
 
 
+def _rows(y: np.ndarray, B: int) -> np.ndarray:
+    """y as (B, columns): (B,) is one column."""
+    return y.reshape(B, y.shape[1] if y.ndim == 2 else 1)
+
+
 def _first_argmax(a: np.ndarray) -> np.ndarray:
     """argmax per row, NaN entries passed over (first of equal maxima)."""
     filled = np.where(np.isnan(a), -np.inf, a)
@@ -312,7 +317,7 @@ def metrics_update(acc, metrics, y_true, y_pred, sample_weight=None) -> np.ndarr
     acc = np.array(acc, dtype=np.float64)
     p = np.asarray(y_pred)
     B, C = p.shape
-    y = np.asarray(y_true, dtype=p.dtype).reshape(B, -1)
+    y = _rows(np.asarray(y_true, dtype=p.dtype), B)
     w = np.ones(B) if sample_weight is None else np.asarray(sample_weight, np.float64).reshape(B)
     pd, yd = p.astype(np.float64), y.astype(np.float64)
     off = 0
