@@ -41,7 +41,7 @@ int fo_act_param_ok(int act, double param)
 #define FO_EXPM1_FN expm1f
 #define FO_LOG1P_FN log1pf
 #define FO_TANH_FN tanhf
-#define FO_ERF_FN erff
+#define FO_ERFC_FN erfcf
 #define FO_FABS_FN fabsf
 #ifdef FO_HAVE_BLAS
 #define FO_BLAS_GEMM scipy_cblas_sgemm
@@ -53,7 +53,7 @@ int fo_act_param_ok(int act, double param)
 #undef FO_EXPM1_FN
 #undef FO_LOG1P_FN
 #undef FO_TANH_FN
-#undef FO_ERF_FN
+#undef FO_ERFC_FN
 #undef FO_FABS_FN
 #undef FO_BLAS_GEMM
 
@@ -63,7 +63,7 @@ int fo_act_param_ok(int act, double param)
 #define FO_EXPM1_FN expm1
 #define FO_LOG1P_FN log1p
 #define FO_TANH_FN tanh
-#define FO_ERF_FN erf
+#define FO_ERFC_FN erfc
 #define FO_FABS_FN fabs
 #ifdef FO_HAVE_BLAS
 #define FO_BLAS_GEMM scipy_cblas_dgemm
@@ -75,6 +75,6 @@ int fo_act_param_ok(int act, double param)
 #undef FO_EXPM1_FN
 #undef FO_LOG1P_FN
 #undef FO_TANH_FN
-#undef FO_ERF_FN
+#undef FO_ERFC_FN
 #undef FO_FABS_FN
 #undef FO_BLAS_GEMM

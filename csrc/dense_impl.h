@@ -2,7 +2,7 @@
  * dense_impl.h - matrix products, activations, the dense layer's forward and
  * backward pass and inverted dropout, written once and expanded per dtype by
  * dense.c.  Needs T (element type), S (suffix), the math functions FO_EXP_FN,
- * FO_EXPM1_FN, FO_LOG1P_FN, FO_TANH_FN, FO_ERF_FN, FO_FABS_FN of that type, and
+ * FO_EXPM1_FN, FO_LOG1P_FN, FO_TANH_FN, FO_ERFC_FN, FO_FABS_FN of that type, and
  * FO_BLAS_GEMM (the cblas_?gemm of that dtype, or undefined for no BLAS).
  */
 #define FO_CAT_(a, b) a##_##b
@@ -86,6 +86,17 @@ static void FO_FN(fo_softmax_rows)(T *a, const T *z, size_t rows, size_t cols)
     }
 }
 
+/* gelu's tanh form: s = 0.5 (1 + tanh u) = sigmoid(2u) and sc = 1 - s, with
+ * u = sqrt(2/pi) (z + 0.044715 z^3), each computed without cancellation */
+FO_INLINE void FO_FN(fo_gelu_tanh_gate)(T x, T *s, T *sc)
+{
+    const T beta = (T)(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = (T)0.044715;
+    const T u2 = 2 * (beta * (x + kappa * (x * x * x)));
+    const T e = FO_EXP_FN(-FO_FABS_FN(u2)), r = 1 / (1 + e);
+    *s = u2 >= 0 ? r : e * r;
+    *sc = u2 >= 0 ? e * r : r;
+}
+
 /* a (rows, cols) = act(z); a may be z */
 FO_CLONES
 void FO_FN(fo_act_forward)(T *a, const T *z, size_t rows, size_t cols, int act, double param)
@@ -117,17 +128,18 @@ void FO_FN(fo_act_forward)(T *a, const T *z, size_t rows, size_t cols, int act, 
             a[i] = z[i] > 0 ? z[i] : p * FO_EXPM1_FN(z[i]);
         return;
     case FO_GELU:
+        /* 0.5 (1 + erf(z / sqrt 2)) as 0.5 erfc(-z / sqrt 2): no cancellation for z < 0 */
         for (size_t i = 0; i < n; i++)
-            a[i] = z[i] * (T)0.5 * (1 + FO_ERF_FN(z[i] * (T)M_SQRT1_2));
+            a[i] = z[i] * ((T)0.5 * FO_ERFC_FN(-z[i] * (T)M_SQRT1_2));
         return;
-    case FO_GELU_TANH: {
-        const T beta = (T)(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = (T)0.044715;
+    case FO_GELU_TANH:
+        /* 0.5 (1 + tanh u) = sigmoid(2u), computed without cancellation */
         for (size_t i = 0; i < n; i++) {
-            const T x = z[i];
-            a[i] = (T)0.5 * x * (1 + FO_TANH_FN(beta * (x + kappa * (x * x * x))));
+            T s, sc;
+            FO_FN(fo_gelu_tanh_gate)(z[i], &s, &sc);
+            a[i] = z[i] * s;
         }
         return;
-    }
     case FO_SILU:
         for (size_t i = 0; i < n; i++)
             a[i] = z[i] / (1 + FO_EXP_FN(-z[i]));
@@ -211,20 +223,20 @@ void FO_FN(fo_act_backward)(T *dz, const T *da, const T *z, const T *a, size_t r
         const T k = (T)(M_2_SQRTPI * M_SQRT1_2 * 0.5); /* 1 / sqrt(2 pi) */
         for (size_t i = 0; i < n; i++) {
             const T x = z[i];
-            const T cdf = (T)0.5 * (1 + FO_ERF_FN(x * (T)M_SQRT1_2));
+            const T cdf = (T)0.5 * FO_ERFC_FN(-x * (T)M_SQRT1_2);
             const T pdf = FO_EXP_FN((T)-0.5 * x * x) * k;
             dz[i] = da[i] * (cdf + x * pdf);
         }
         return;
     }
     case FO_GELU_TANH: {
+        /* d/dz z s(z) = s + z 2 s (1 - s) beta (1 + 3 kappa z^2), s = sigmoid(2u) */
         const T beta = (T)(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = (T)0.044715;
         for (size_t i = 0; i < n; i++) {
-            const T x = z[i], x2 = x * x;
-            const T t = FO_TANH_FN(beta * (x + kappa * (x2 * x)));
-            const T left = (T)0.5 * x, right = 1 + t;
-            const T dright = left * (1 - t * t) * (beta * (1 + 3 * kappa * x2));
-            dz[i] = da[i] * ((T)0.5 * right + dright);
+            const T x = z[i];
+            T s, sc;
+            FO_FN(fo_gelu_tanh_gate)(x, &s, &sc);
+            dz[i] = da[i] * (s + x * (2 * s * sc) * (beta * (1 + 3 * kappa * (x * x))));
         }
         return;
     }

@@ -112,8 +112,8 @@ enum {
     FO_SOFTMAX = 4,       /* row-wise over the last axis */
     FO_LEAKY_RELU = 5,    /* param: negative_slope in [0, 1] (Keras default 0.2) */
     FO_ELU = 6,           /* param: alpha >= 0 (default 1.0) */
-    FO_GELU = 7,          /* exact: 0.5 z (1 + erf(z / sqrt 2)) */
-    FO_GELU_TANH = 8,     /* Keras' approximate=True: tanh form */
+    FO_GELU = 7,          /* exact: 0.5 z (1 + erf(z / sqrt 2)), as 0.5 z erfc(-z / sqrt 2) */
+    FO_GELU_TANH = 8,     /* Keras' approximate=True: 0.5 z (1 + tanh u), as z sigmoid(2u) */
     FO_SILU = 9,          /* z sigmoid(z), Keras' swish */
     FO_SOFTPLUS = 10,     /* log(1 + exp z) */
     FO_SOFTSIGN = 11,     /* z / (1 + |z|) */

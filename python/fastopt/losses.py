@@ -103,9 +103,11 @@ def _dtype_of(dtype, *arrays) -> np.dtype:
     return np.dtype(dt)
 
 
-def _batch(y_true, y_pred, sample_weight, sparse: bool, dtype=None
+def _batch(y_true, y_pred, sample_weight, sparse: bool, dtype=None, allow_empty: bool = False
            ) -> tuple[np.ndarray, np.ndarray, Optional[np.ndarray], tuple]:
-    """(y, p (B, C), w (B,) or None, y_pred's shape) ready for the kernels."""
+    """(y, p (B, C), w (B,) or None, y_pred's shape) ready for the loss and
+    metric kernels: y_pred (samples, outputs) or (samples,); y_true the same
+    samples, or for ``sparse`` one class index per sample."""
     dt = _dtype_of(dtype, y_true, y_pred)
     p = as_float_array(y_pred, "y_pred", dt)
     y = as_float_array(y_true, "y_true", dt)
@@ -115,7 +117,7 @@ def _batch(y_true, y_pred, sample_weight, sparse: bool, dtype=None
     if p.ndim != 2:
         raise ValueError(f"y_pred must be (samples, outputs) or (samples,), got shape {shape}")
     B, C = p.shape
-    if B == 0:
+    if B == 0 and not allow_empty:
         raise ValueError("y_pred has no samples")
     if sparse:
         if not (y.shape in ((B,), (B, 1))):
@@ -271,7 +273,23 @@ class LogCosh(Loss):
         super().__init__(name, reduction, dtype)
 
 
-class BinaryCrossentropy(Loss):
+class _SmoothedCrossentropy(Loss):
+    """The arguments binary and categorical cross-entropy share."""
+
+    def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
+                 reduction="sum_over_batch_size", name: Optional[str] = None, dtype=None):
+        self.from_logits = _bool(from_logits, "from_logits")
+        self.label_smoothing = check_real(label_smoothing, "label_smoothing", low=0.0, high=1.0)
+        _check_axis(axis)
+        self.axis = axis
+        super().__init__(name, reduction, dtype)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "from_logits": self.from_logits,
+                "label_smoothing": self.label_smoothing, "axis": self.axis}
+
+
+class BinaryCrossentropy(_SmoothedCrossentropy):
     """Binary cross-entropy of probabilities (clipped to ``[1e-7, 1 - 1e-7]``) or,
     with ``from_logits=True``, of logits in the stable form ``max(z, 0) - z y +
     log1p(exp(-|z|))``; ``label_smoothing`` moves targets to ``y (1 - ls) + ls / 2``."""
@@ -280,18 +298,10 @@ class BinaryCrossentropy(Loss):
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction="sum_over_batch_size", name="binary_crossentropy", dtype=None):
-        self.from_logits = _bool(from_logits, "from_logits")
-        self.label_smoothing = check_real(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-        _check_axis(axis)
-        self.axis = axis
-        super().__init__(name, reduction, dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing, "axis": self.axis}
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
 
 
-class CategoricalCrossentropy(Loss):
+class CategoricalCrossentropy(_SmoothedCrossentropy):
     """Cross-entropy against one-hot (or soft) labels: ``-sum y log(p / sum p)``
     with clipping, or from logits ``sum y (logsumexp(z) - z)`` (stable for any
     logits); ``label_smoothing`` moves targets to ``y (1 - ls) + ls / C``."""
@@ -300,15 +310,7 @@ class CategoricalCrossentropy(Loss):
 
     def __init__(self, from_logits: bool = False, label_smoothing: float = 0.0, axis: int = -1,
                  reduction="sum_over_batch_size", name="categorical_crossentropy", dtype=None):
-        self.from_logits = _bool(from_logits, "from_logits")
-        self.label_smoothing = check_real(label_smoothing, "label_smoothing", low=0.0, high=1.0)
-        _check_axis(axis)
-        self.axis = axis
-        super().__init__(name, reduction, dtype)
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "from_logits": self.from_logits,
-                "label_smoothing": self.label_smoothing, "axis": self.axis}
+        super().__init__(from_logits, label_smoothing, axis, reduction, name, dtype)
 
 
 class SparseCategoricalCrossentropy(Loss):

@@ -31,13 +31,13 @@ from __future__ import annotations
 
 import math
 import warnings
-from typing import Any, Optional, Sequence, Union
+from typing import Any, Optional, Union
 
 import numpy as np
 
 from . import _core
-from ._checks import as_float_array, check_int, check_real
-from .losses import _dtype_of, _weights
+from ._checks import check_int, check_real
+from .losses import _batch, _dtype_of
 
 __all__ = [
     "Metric", "MeanSquaredError", "MeanAbsoluteError", "RootMeanSquaredError", "Accuracy",
@@ -49,30 +49,6 @@ __all__ = [
 ]
 
 CODES: dict[str, int] = dict(_core.codes()["metrics"])  # metric name -> C code
-
-
-def _batch(y_true, y_pred, sample_weight, sparse: bool, dtype=None):
-    """(y, p (B, C), w or None) for the metric kernels."""
-    dt = _dtype_of(dtype, y_true, y_pred)
-    p = as_float_array(y_pred, "y_pred", dt)
-    y = as_float_array(y_true, "y_true", dt)
-    shape = p.shape
-    if p.ndim == 1:
-        p = p.reshape(-1, 1)
-    if p.ndim != 2:
-        raise ValueError(f"y_pred must be (samples, outputs) or (samples,), got shape {shape}")
-    B, C = p.shape
-    if sparse:
-        if y.shape not in ((B,), (B, 1)):
-            raise ValueError(f"y_true must hold {B} class indices, shape ({B},) or ({B}, 1); got {y.shape}")
-        y = y.reshape(B)
-    else:
-        if C == 1 and y.shape in ((B,), (B, 1)):
-            y = y.reshape(B, 1)
-        if y.shape != p.shape:
-            raise ValueError(f"y_true has shape {y.shape} but y_pred has shape {shape}; they must hold "
-                             "the same samples")
-    return np.ascontiguousarray(y), np.ascontiguousarray(p), _weights(sample_weight, B, dt)
 
 
 class Metric:
@@ -97,8 +73,8 @@ class Metric:
 
     def _sums(self, y_true, y_pred, sample_weight) -> np.ndarray:
         """This batch's accumulator (new zeros, so a refused batch changes nothing)."""
-        y, p, w = _batch(y_true, y_pred, sample_weight,
-                         self.kind == "sparse_categorical_accuracy", self.dtype)
+        y, p, w, _ = _batch(y_true, y_pred, sample_weight, self.kind == "sparse_categorical_accuracy",
+                            self.dtype, allow_empty=True)
         C = p.shape[1]
         acc = np.zeros(4 * C + 1 if self.kind == "r2_score" else 2)
         _core.metrics_update(acc, (self.c_spec,), y, p, w)

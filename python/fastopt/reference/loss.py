@@ -15,7 +15,7 @@ values, metric accumulators), which are float64, as the kernels keep them.
 """
 from __future__ import annotations
 
-from typing import Optional, Sequence, Union
+from typing import Optional, Sequence
 
 import numpy as np
 
@@ -57,9 +57,22 @@ def act_needs_z(act) -> bool:
     return _name(act, ACTIVATIONS, "activation") in ("gelu", "gelu_tanh", "silu", "softsign")
 
 
-def _erf(x: np.ndarray) -> np.ndarray:
-    from math import erf
-    return np.vectorize(erf, otypes=[np.float64])(x).astype(x.dtype)
+def _cdf(z: np.ndarray) -> np.ndarray:
+    """The normal CDF 0.5 (1 + erf(z / sqrt 2)), as 0.5 erfc(-z / sqrt 2) (no
+    cancellation for z < 0), in z's dtype."""
+    from math import erfc
+    t = z.dtype.type
+    half = np.vectorize(lambda v: erfc(float(-v * t(np.sqrt(0.5)))), otypes=[np.float64])(z)
+    return t(0.5) * half.astype(z.dtype)
+
+
+def _gelu_gate(z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """s = 0.5 (1 + tanh u) = sigmoid(2u), and 1 - s, u = sqrt(2/pi) (z + 0.044715 z^3)."""
+    t = z.dtype.type
+    u2 = t(2) * (t(np.sqrt(2 / np.pi)) * (z + t(0.044715) * (z * z * z)))
+    e = np.exp(-np.abs(u2))
+    r = t(1) / (t(1) + e)
+    return np.where(u2 >= 0, r, e * r), np.where(u2 >= 0, e * r, r)
 
 
 def act_forward(z, act, param: Optional[float] = None) -> np.ndarray:
@@ -85,9 +98,9 @@ def act_forward(z, act, param: Optional[float] = None) -> np.ndarray:
         if name == "elu":
             return np.where(z > 0, z, p * np.expm1(z))
         if name == "gelu":
-            return z * t(0.5) * (t(1) + _erf(z * t(np.sqrt(0.5))))
+            return z * _cdf(z)
         if name == "gelu_tanh":
-            return t(0.5) * z * (t(1) + np.tanh(t(np.sqrt(2 / np.pi)) * (z + t(0.044715) * z ** 3)))
+            return z * _gelu_gate(z)[0]
         if name == "silu":
             return z / (t(1) + np.exp(-z))
         if name == "softplus":
@@ -122,13 +135,12 @@ def act_backward(da, z, a, act, param: Optional[float] = None) -> np.ndarray:
         if name == "elu":
             return np.where(a > 0, da, da * (a + p))
         if name == "gelu":
-            cdf = t(0.5) * (t(1) + _erf(z * t(np.sqrt(0.5))))
             pdf = np.exp(t(-0.5) * z * z) * t(1 / np.sqrt(2 * np.pi))
-            return da * (cdf + z * pdf)
-        if name == "gelu_tanh":
+            return da * (_cdf(z) + z * pdf)
+        if name == "gelu_tanh":  # d/dz z s = s + z 2 s (1 - s) beta (1 + 3 kappa z^2)
+            s, sc = _gelu_gate(z)
             beta, kappa = t(np.sqrt(2 / np.pi)), t(0.044715)
-            th = np.tanh(beta * (z + kappa * z ** 3))
-            return da * (t(0.5) * (t(1) + th) + t(0.5) * z * (t(1) - th * th) * beta * (t(1) + t(3) * kappa * z * z))
+            return da * (s + z * (t(2) * s * sc) * (beta * (t(1) + t(3) * kappa * (z * z))))
         if name == "silu":
             s = t(1) / (t(1) + np.exp(-z))
             return da * (s * (t(1) + z * (t(1) - s)))
