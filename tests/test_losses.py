@@ -412,6 +412,23 @@ def test_bad_targets_and_weights_are_refused_and_nothing_is_written():
     assert ref.check_targets("categorical_crossentropy", onehot * 2, 3) == 0
 
 
+def test_training_targets_check():
+    L = fo.losses
+    onehot = np.eye(3)[[0, 2, 1]]
+    L.CategoricalCrossentropy().check_targets(onehot, 3)
+    L.SparseCategoricalCrossentropy().check_targets(np.array([[0.0], [2.0], [1.0]]), 3)
+    L.BinaryCrossentropy().check_targets(np.array([[0.0], [1.0], [0.3]]), 1)
+    L.MeanSquaredError().check_targets(np.array([[5.0], [-1.0]]), 1)
+    with pytest.raises(ValueError, match="y_true row 1"):
+        L.CategoricalCrossentropy().check_targets(np.array([[1.0, 0, 0], [1.0, 1.0, 0]]), 3)
+    with pytest.raises(ValueError, match=r"y_true\[2\] is 3"):
+        L.SparseCategoricalCrossentropy().check_targets(np.array([0.0, 1.0, 3.0]), 3)
+    with pytest.raises(ValueError, match="y_true row 0"):
+        L.BinaryCrossentropy().check_targets(np.array([[2.0]]), 1)
+    with pytest.raises(ValueError, match="y_true"):
+        L.CategoricalCrossentropy().check_targets(onehot, 4)
+
+
 def test_loss_objects_refuse_bad_input():
     L = fo.losses
     p = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8]])

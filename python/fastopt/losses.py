@@ -210,6 +210,15 @@ class Loss:
         (for ``reduction="none"``: the gradient of the values' sum)."""
         return self._run(y_true, y_pred, sample_weight, True)
 
+    def check_targets(self, y: np.ndarray, outputs: int) -> None:
+        """Refuse training targets this loss cannot take, naming ``y_true`` and the
+        first bad row: class indices outside ``[0, outputs)`` (sparse categorical),
+        rows that are not distributions, entries >= 0 summing to 1 (categorical),
+        targets outside [0, 1] (binary).  ``y``: the float32/float64 array fit
+        trains on, (samples, outputs), or (samples,)/(samples, 1) class indices.
+        The training loop checks once per fit, before the first step."""
+        _core.check_targets(self.code, y, outputs, strict=True)
+
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "reduction": self.reduction}
 
