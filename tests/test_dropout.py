@@ -134,3 +134,13 @@ def test_kernel_bad_input_names_the_argument_and_changes_nothing():
             call()
         assert (out == 7.0).all() and (mask == 7.0).all()
         np.testing.assert_array_equal(state, start)
+
+
+def test_layers_serialize_and_sequential_refuses_them_until_the_loop_has_them():
+    for layer in (fo.layers.Dropout(0.25, seed=3, name="d"), fo.layers.Activation("softmax", name="a")):
+        again = fo.layers.deserialize(fo.layers.serialize(layer))
+        assert type(again) is type(layer) and again.get_config() == layer.get_config()
+        with pytest.raises(TypeError, match=type(layer).__name__):
+            fo.Sequential([fo.Dense(2, input_shape=(3,)), layer])
+    with pytest.raises(TypeError, match="noise"):
+        fo.layers.Dropout(0.5, noize_shape=(None, 1))
