@@ -19,6 +19,7 @@ _preload_blas()
 from . import _core  # noqa: E402,F401  (loaded after the BLAS it links)
 from . import (callbacks, initializers, layers, losses, metrics, model_selection, optimizers,  # noqa: E402
                regularizers, schedules)
+from . import activations  # noqa: E402
 from .articles import gradient, gradient_descent, linear_model, mse_loss  # noqa: E402
 from .data import train_test_split  # noqa: E402
 from .layers import Dense, Input, InputLayer  # noqa: E402
@@ -30,6 +31,6 @@ __all__ = [
     "Sequential", "Dense", "Input", "InputLayer", "load_model", "clone_model", "train_test_split",
     "linear_model", "mse_loss", "gradient", "gradient_descent",
     "optimizers", "schedules", "initializers", "regularizers", "callbacks", "losses", "metrics", "layers",
-    "model_selection",
+    "model_selection", "activations",
     "__version__",
 ]

@@ -249,9 +249,9 @@ class Sequential:
         the loss (mean squared error) and the metrics (``"mse"``, ``"mae"`` and
         their long names)."""
         opt = _optimizers.get(optimizer)
-        loss_name = _losses.get(loss)
+        loss_name = _losses._training_loss_name(loss)
         names = list(metrics or [])
-        kinds = [_metrics.get(m) for m in names]
+        kinds = [_metrics._training_metric_kind(m) for m in names]
         self.optimizer, self.loss = opt, loss_name
         self.metrics_names = [m if isinstance(m, str) else m.__name__ for m in names]
         self._metric_kinds = kinds
