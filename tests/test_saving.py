@@ -256,7 +256,7 @@ def test_step_count_range_ends_load(tmp_path, steps):
     (lambda h: h["compile"].update(metrics=["accuracy"]), "compile"),
     (lambda h: h["model"]["layers"][0].update(units=-1), "model.layers[0]"),
     (lambda h: h["model"]["layers"][0].update(units="4"), "model.layers[0]"),
-    (lambda h: h["model"]["layers"][1].update(activation="gelu"), "model.layers[1]"),
+    (lambda h: h["model"]["layers"][1].update(activation="no_such_activation"), "model.layers[1]"),
     (lambda h: h["model"]["layers"][1].update(extra=True), "model.layers[1]"),
     (lambda h: h["model"]["layers"].append(7), "model.layers[2]"),
     (lambda h: h["model"].update(dtype="float16"), "model.dtype"),
