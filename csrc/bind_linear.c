@@ -60,7 +60,7 @@ static PyObject *py_linear_gradient(PyObject *self, PyObject *args)
         return NULL;
     PyArrayObject *arrs[] = {dw, db, x, y, w};
     const char *names[] = {"dw", "db", "x", "y", "w"};
-    if (check_disjoint(arrs, names, 2, 5) < 0)
+    if (check_samples(x) < 0 || check_disjoint(arrs, names, 2, 5) < 0)
         return NULL;
     const size_t n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1);
     Py_BEGIN_ALLOW_THREADS
@@ -481,8 +481,9 @@ static PyObject *py_linear_model_fast(PyObject *self, PyObject *const *args, Py_
 
 PyDoc_STRVAR(mse_loss_fast_doc,
              "mse_loss_fast(y_true, y_pred) -> float, or NotImplemented\n\n"
-             "fo.mse_loss's fast path: plain C-contiguous ndarrays of one float dtype, of one shape\n"
-             "or differing by a trailing axis of length 1, not empty, with a finite result.");
+             "fo.mse_loss's fast path: plain C-contiguous ndarrays of one float dtype, y_pred\n"
+             "(samples, outputs) or (samples,), y_true of its shape ((n,) and (n, 1) aligning), at\n"
+             "least one sample, a finite result: the loss kernel fo.losses.mean_squared_error runs.");
 
 static PyObject *py_mse_loss_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -490,31 +491,27 @@ static PyObject *py_mse_loss_fast(PyObject *self, PyObject *const *args, Py_ssiz
         DECLINE();
     const int tn = ready_typenum(args[0]);
     PyArrayObject *t = tn < 0 ? NULL : ready(args[0], tn), *p = ready(args[1], tn);
-    if (!t || !p)
+    if (!t || !p || PyArray_NDIM(p) < 1 || PyArray_NDIM(p) > 2)
         DECLINE();
-    /* the samples align as in losses.align: the same shape, or one side with an
-     * extra trailing axis of length 1 */
-    PyArrayObject *lo = PyArray_NDIM(t) <= PyArray_NDIM(p) ? t : p, *hi = lo == t ? p : t;
-    const int nd = PyArray_NDIM(lo);
-    if (PyArray_NDIM(hi) != nd && !(PyArray_NDIM(hi) == nd + 1 && PyArray_DIM(hi, nd) == 1))
+    /* as losses._batch reads them: p (B, C) or (B,) = (B, 1); t of p's shape, or for
+     * C == 1 either (B,) or (B, 1) */
+    const npy_intp B = PyArray_DIM(p, 0), C = PyArray_NDIM(p) == 2 ? PyArray_DIM(p, 1) : 1;
+    const int same = PyArray_NDIM(t) == PyArray_NDIM(p) && PyArray_DIM(t, 0) == B &&
+                     (PyArray_NDIM(t) == 1 || PyArray_DIM(t, 1) == C);
+    if (B == 0 || !(same || (C == 1 && is_column(t, B))))
         DECLINE();
-    for (int k = 0; k < nd; k++)
-        if (PyArray_DIM(lo, k) != PyArray_DIM(hi, k))
-            DECLINE();
-    const size_t n = (size_t)PyArray_SIZE(t);
-    if (n == 0)
-        DECLINE();
-    double sse, sae;
+    const fo_loss_spec spec = {FO_LOSS_MSE, FO_REDUCE_SUM_OVER_BATCH_SIZE, 0, 0.0, 1.0};
+    double loss;
     NPY_BEGIN_THREADS_DEF;
-    NPY_BEGIN_THREADS_THRESHOLDED(n);
+    NPY_BEGIN_THREADS_THRESHOLDED(B * C);
     if (tn == NPY_FLOAT32)
-        fo_mse_f32(NULL, PyArray_DATA(p), PyArray_DATA(t), n, 0.0, &sse, &sae);
+        loss = fo_loss_f32(NULL, NULL, PyArray_DATA(p), PyArray_DATA(t), NULL, B, C, &spec);
     else
-        fo_mse_f64(NULL, PyArray_DATA(p), PyArray_DATA(t), n, 0.0, &sse, &sae);
+        loss = fo_loss_f64(NULL, NULL, PyArray_DATA(p), PyArray_DATA(t), NULL, B, C, &spec);
     NPY_END_THREADS;
-    if (!isfinite(sse)) /* NaN or inf in the input: the thorough path says which */
+    if (!isfinite(loss)) /* NaN or inf in the input: the thorough path says which */
         DECLINE();
-    return PyFloat_FromDouble(sse / (double)n);
+    return PyFloat_FromDouble(loss);
 }
 
 /* a Python float or small exact int as a double; 0 to decline */

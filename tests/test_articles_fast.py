@@ -127,7 +127,7 @@ def test_linear_model_fast_is_numpys_bits(dtype, x_1d, w_col):
 
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("shapes", [((50,), (50,)), ((50,), (50, 1)), ((50, 1), (50,)), ((50, 3), (50, 3)),
-                                    ((1,), (1,)), ((), ())])
+                                    ((1,), (1,)), ((1, 1), (1,))])
 def test_mse_loss_fast_and_slow_same_bits(dtype, shapes):
     rng = np.random.default_rng(1)
     t = np.asarray(rng.standard_normal(shapes[0]), dtype)
@@ -236,6 +236,9 @@ def test_linear_model_and_mse_fast_paths_decline():
     assert _core.linear_model_fast(x.astype(np.float32), w.astype(np.float32), 1e300) is NotImplemented
     assert _core.mse_loss_fast(y, y[:50].copy()) is NotImplemented
     assert _core.mse_loss_fast(y.reshape(50, 2), y.reshape(2, 50)) is NotImplemented
+    assert _core.mse_loss_fast(y.reshape(50, 2), y[:50].copy()) is NotImplemented  # (n, 2) vs (n,)
+    assert _core.mse_loss_fast(y[:1].reshape(()), y[:1].reshape(())) is NotImplemented  # 0-d
+    assert _core.mse_loss_fast(y.reshape(10, 5, 2), y.reshape(10, 5, 2)) is NotImplemented  # 3-d
     assert _core.mse_loss_fast(y, y.astype(np.float32)) is NotImplemented
     assert _core.mse_loss_fast(y[:0], y[:0]) is NotImplemented
     nan = y.copy()
@@ -270,6 +273,36 @@ def test_bad_input_same_message_both_paths(fast, fn, over, exc, name):
             getattr(fo, fn)(*args.values(), *extra)
     finally:
         fo.articles.use_fast_path(old)
+
+
+@pytest.mark.parametrize("fast", [True, False])
+@pytest.mark.parametrize("args, exc, name", [
+    ((np.ones((4, 3)), np.ones(2), 0.0), ValueError, "w"),
+    ((np.ones((4, 3)), np.ones((3, 2)), np.ones(3)), ValueError, "b"),
+    ((np.ones((4, 1)), np.ones(1), None), TypeError, "b"),
+    ((np.ones((4, 1)), np.ones(1), "0"), TypeError, "b"),
+    ((np.ones((4, 1)), np.ones(1), True), TypeError, "b"),
+    ((np.array(["a"] * 4), np.ones(1), 0.0), TypeError, "x"),
+    ((np.ones((4, 1)), np.array([None], dtype=object), 0.0), TypeError, "w"),
+])
+def test_linear_model_names_a_bad_argument(fast, args, exc, name):
+    old = fo.articles.use_fast_path(fast)
+    try:
+        with pytest.raises(exc, match=rf"\b{name}\b"):
+            fo.linear_model(*args)
+    finally:
+        fo.articles.use_fast_path(old)
+
+
+def test_linear_model_biases_that_broadcast():
+    """One bias of any shape is one number (as gradient reads it); a bias per output or
+    per sample broadcasts to the prediction's shape, never beyond it."""
+    x, w = np.ones((4, 3)), np.arange(6.0).reshape(3, 2)
+    assert fo.linear_model(x, w, np.array([[0.5]])).shape == (4, 2)
+    np.testing.assert_array_equal(fo.linear_model(x, w, np.array([1.0, 2.0])), x @ w + [1.0, 2.0])
+    np.testing.assert_array_equal(fo.linear_model(x, w, np.ones((4, 1))), x @ w + 1.0)
+    x1, w1 = np.ones((5, 1)), np.ones(1)
+    assert fo.linear_model(x1, w1, np.zeros((1, 1))).shape == (5,)  # not (1, 5)
 
 
 @pytest.mark.parametrize("x", [np.zeros((0, 1)), np.zeros(0), np.zeros((0, 3))])

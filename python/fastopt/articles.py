@@ -15,6 +15,7 @@ Two faults of the article's snippet are not reproduced:
 """
 from __future__ import annotations
 
+import numbers
 import warnings
 from typing import Union
 
@@ -51,11 +52,42 @@ def linear_model(x, w, b) -> np.ndarray:
     out = _core.linear_model_fast(x, w, b)
     if out is not NotImplemented:
         return out
-    x, w = np.asarray(x), np.asarray(w)
+    x, w = _real_array(x, "x"), _real_array(w, "w")
     _check_samples(x)
     if x.ndim == 1 and w.ndim >= 1 and w.shape[0] == 1 and x.shape[0] != 1:
         x = x[:, None]
-    return np.dot(x, w) + b
+    if x.ndim >= 1 and w.ndim >= 1 and x.shape[-1] != w.shape[0]:
+        raise ValueError(f"w must have {x.shape[-1]} rows (one weight per feature of x, shape {x.shape}), "
+                         f"got shape {w.shape}")
+    pred = np.dot(x, w)
+    if isinstance(b, np.ndarray) or np.ndim(b) > 0:
+        b = _real_array(b, "b")
+        if b.size == 1:
+            b = b.reshape(())  # one bias, as gradient and gradient_descent read it
+        elif not _broadcasts_to(b.shape, pred.shape):
+            raise ValueError(f"b must be one number or broadcast to the prediction's shape {pred.shape}, "
+                             f"got shape {b.shape}")
+    elif isinstance(b, (bool, np.bool_)) or not isinstance(b, numbers.Number):
+        raise TypeError(f"b must be a number or an array, got {type(b).__name__}")
+    return pred + b
+
+
+def _broadcasts_to(shape: tuple, target: tuple) -> bool:
+    try:
+        return np.broadcast_shapes(shape, target) == target
+    except ValueError:
+        return False
+
+
+def _real_array(a, name: str) -> np.ndarray:
+    """``np.asarray(a)``, refused with a message naming ``name`` unless it holds real numbers."""
+    try:
+        arr = np.asarray(a)
+    except (ValueError, TypeError) as e:  # ragged nested lists and the like
+        raise ValueError(f"{name} is not a rectangular array of numbers: {e}") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
 
 
 def mse_loss(y_true, y_pred) -> float:
