@@ -74,6 +74,20 @@ static PyObject *py_linear_gradient(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(loss);
 }
 
+/* the checks both descents run: a finite rate, a count >= 0, and w, b (written)
+ * sharing no memory with each other or the data */
+static int gd_checks(double lr, Py_ssize_t iters, PyArrayObject *w, PyArrayObject *b,
+                     PyArrayObject *x, PyArrayObject *y)
+{
+    if (iters < 0 || !isfinite(lr)) {
+        PyErr_SetString(PyExc_ValueError, "num_iterations must be >= 0 and learning_rate finite");
+        return -1;
+    }
+    PyArrayObject *arrs[] = {w, b, x, y};
+    const char *names[] = {"w", "b", "x", "y"};
+    return check_disjoint(arrs, names, 2, 4);
+}
+
 PyDoc_STRVAR(linear_gd_naive_doc,
              "linear_gd_naive(w, b, x, y, learning_rate, num_iterations) -> loss at the final w, b\n\n"
              "Gradient descent on mean((x @ w + b - y)**2), w (d,) and b (1,) of x's dtype in place,\n"
@@ -93,13 +107,7 @@ static PyObject *py_linear_gd_naive(PyObject *self, PyObject *args)
     PyArrayObject *b = exact_array(bo, "b", tn, 1, 1);
     if (!b)
         return NULL;
-    if (iters < 0 || !isfinite(lr)) {
-        PyErr_SetString(PyExc_ValueError, "num_iterations must be >= 0 and learning_rate finite");
-        return NULL;
-    }
-    PyArrayObject *arrs[] = {w, b, x, y};
-    const char *names[] = {"w", "b", "x", "y"};
-    if (check_disjoint(arrs, names, 2, 4) < 0)
+    if (gd_checks(lr, iters, w, b, x, y) < 0)
         return NULL;
     const size_t n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1);
     void *dw = PyMem_Malloc((d + 1) * PyArray_ITEMSIZE(w));
@@ -234,13 +242,7 @@ static PyObject *py_linear_gd(PyObject *self, PyObject *args)
     PyArrayObject *b = w ? exact_array(bo, "b", NPY_FLOAT64, 1, 1) : NULL;
     if (!b || check_samples(x) < 0)
         return NULL;
-    if (iters < 0 || !isfinite(lr)) {
-        PyErr_SetString(PyExc_ValueError, "num_iterations must be >= 0 and learning_rate finite");
-        return NULL;
-    }
-    PyArrayObject *arrs[] = {w, b, x, y};
-    const char *names[] = {"w", "b", "x", "y"};
-    if (check_disjoint(arrs, names, 2, 4) < 0 ||
+    if (gd_checks(lr, iters, w, b, x, y) < 0 ||
         run_gd(PyArray_DATA(w), PyArray_DATA(b), tn, PyArray_DATA(x), PyArray_DATA(y),
                PyArray_DIM(x, 0), PyArray_DIM(x, 1), lr, (size_t)iters, &loss) < 0)
         return NULL;
@@ -302,6 +304,15 @@ static int ready_typenum(PyObject *o)
         return -1;
     const int tn = PyArray_TYPE((PyArrayObject *)o);
     return tn == NPY_FLOAT32 || tn == NPY_FLOAT64 ? tn : -1;
+}
+
+/* 1 if the call may take its fast path and args[0], args[1] are ready arrays of
+ * one float dtype (*tn); 0 to decline */
+static int ready_pair(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t want, int *tn,
+                      PyArrayObject **a, PyArrayObject **b)
+{
+    return nargs == want && article_fast && (*tn = ready_typenum(args[0])) >= 0 &&
+           (*a = ready(args[0], *tn)) && (*b = ready(args[1], *tn));
 }
 
 /* a is (len,) or (len, 1) */
@@ -446,11 +457,9 @@ PyDoc_STRVAR(linear_model_fast_doc,
 
 static PyObject *py_linear_model_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 3 || !article_fast)
-        DECLINE();
-    const int tn = ready_typenum(args[0]);
-    PyArrayObject *x = tn < 0 ? NULL : ready(args[0], tn), *w = ready(args[1], tn);
-    if (!x || !w || !is_column(w, 1))
+    int tn;
+    PyArrayObject *x, *w;
+    if (!ready_pair(args, nargs, 3, &tn, &x, &w) || !is_column(w, 1))
         DECLINE();
     const npy_intp n = PyArray_DIM(x, 0);
     /* a 1-d x of one element stays 1-d in the thorough path (np.dot gives a scalar) */
@@ -487,11 +496,9 @@ PyDoc_STRVAR(mse_loss_fast_doc,
 
 static PyObject *py_mse_loss_fast(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 2 || !article_fast)
-        DECLINE();
-    const int tn = ready_typenum(args[0]);
-    PyArrayObject *t = tn < 0 ? NULL : ready(args[0], tn), *p = ready(args[1], tn);
-    if (!t || !p || PyArray_NDIM(p) < 1 || PyArray_NDIM(p) > 2)
+    int tn;
+    PyArrayObject *t, *p;
+    if (!ready_pair(args, nargs, 2, &tn, &t, &p) || PyArray_NDIM(p) < 1 || PyArray_NDIM(p) > 2)
         DECLINE();
     /* as losses._batch reads them: p (B, C) or (B,) = (B, 1); t of p's shape, or for
      * C == 1 either (B,) or (B, 1) */

@@ -22,7 +22,7 @@ from typing import Union
 import numpy as np
 
 from . import _core
-from ._checks import as_float_array, check_int, check_real
+from ._checks import as_float_array, as_real_array, check_int, check_real
 from .losses import mean_squared_error
 
 __all__ = ["linear_model", "mse_loss", "gradient", "gradient_descent", "use_fast_path"]
@@ -52,7 +52,7 @@ def linear_model(x, w, b) -> np.ndarray:
     out = _core.linear_model_fast(x, w, b)
     if out is not NotImplemented:
         return out
-    x, w = _real_array(x, "x"), _real_array(w, "w")
+    x, w = as_real_array(x, "x"), as_real_array(w, "w")
     _check_samples(x)
     if x.ndim == 1 and w.ndim >= 1 and w.shape[0] == 1 and x.shape[0] != 1:
         x = x[:, None]
@@ -61,7 +61,7 @@ def linear_model(x, w, b) -> np.ndarray:
                          f"got shape {w.shape}")
     pred = np.dot(x, w)
     if isinstance(b, np.ndarray) or np.ndim(b) > 0:
-        b = _real_array(b, "b")
+        b = as_real_array(b, "b")
         if b.size == 1:
             b = b.reshape(())  # one bias, as gradient and gradient_descent read it
         elif not _broadcasts_to(b.shape, pred.shape):
@@ -77,17 +77,6 @@ def _broadcasts_to(shape: tuple, target: tuple) -> bool:
         return np.broadcast_shapes(shape, target) == target
     except ValueError:
         return False
-
-
-def _real_array(a, name: str) -> np.ndarray:
-    """``np.asarray(a)``, refused with a message naming ``name`` unless it holds real numbers."""
-    try:
-        arr = np.asarray(a)
-    except (ValueError, TypeError) as e:  # ragged nested lists and the like
-        raise ValueError(f"{name} is not a rectangular array of numbers: {e}") from None
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    return arr
 
 
 def mse_loss(y_true, y_pred) -> float:
