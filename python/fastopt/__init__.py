@@ -17,6 +17,7 @@ from ._blas import preload as _preload_blas
 _preload_blas()
 
 from . import _core  # noqa: E402,F401  (loaded after the BLAS it links)
+from ._warnings import DivergenceWarning  # noqa: E402
 from . import (callbacks, initializers, losses, metrics, model_selection, optimizers,  # noqa: E402
                regularizers, schedules)
 from .articles import gradient, gradient_descent, linear_model, mse_loss  # noqa: E402
@@ -30,6 +31,6 @@ __all__ = [
     "Sequential", "Dense", "load_model", "train_test_split",
     "linear_model", "mse_loss", "gradient", "gradient_descent",
     "optimizers", "schedules", "initializers", "regularizers", "callbacks", "losses", "metrics",
-    "model_selection",
+    "model_selection", "DivergenceWarning",
     "__version__",
 ]
