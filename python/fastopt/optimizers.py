@@ -314,7 +314,8 @@ class Optimizer:
         self.global_clipnorm = check_optional_positive(global_clipnorm, "global_clipnorm")
         given = [n for n in ("clipnorm", "clipvalue", "global_clipnorm") if getattr(self, n) is not None]
         if len(given) > 1:
-            raise ValueError(f"set at most one of clipnorm, clipvalue and global_clipnorm; got {given}")
+            raise ValueError("Only one of `clipnorm`, `clipvalue` and `global_clipnorm` can be set "
+                             f"(Keras' rule); got {given}")
         if not isinstance(use_ema, (bool, np.bool_)):
             raise TypeError(f"use_ema must be True or False, got {type(use_ema).__name__}")
         self.use_ema = bool(use_ema)
