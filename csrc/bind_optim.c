@@ -142,7 +142,7 @@ static PyArrayObject *step_array(PyObject *o)
         return NULL;
     const int64_t v = *(int64_t *)PyArray_DATA(s);
     if (v < 0 || v >= FO_MAX_STEP) {
-        PyErr_Format(PyExc_ValueError, "iterations must be an integer in [0, 2**53), got %lld",
+        PyErr_Format(PyExc_ValueError, "iterations = %lld: one more step would leave [0, 2**53]",
                      (long long)v);
         return NULL;
     }
@@ -958,13 +958,13 @@ static PyObject *py_optim_commit(PyObject *self, PyObject *const *args, Py_ssize
     if (check_commits(commits) < 0)
         return NULL;
     if (nargs > 2 && args[2] != Py_None) {
-        if (!(step = step_array(args[2])))
+        if (!(step = exact_array(args[2], "step", NPY_INT64, 1, 1)))
             return NULL;
         value = nargs > 3 ? PyLong_AsLongLong(args[3]) : 0;
         if (value == -1 && PyErr_Occurred())
             return NULL;
-        if (value < 0 || value >= FO_MAX_STEP) {
-            PyErr_Format(PyExc_ValueError, "iterations must be an integer in [0, 2**53), got %lld",
+        if (value < 0 || value > FO_MAX_STEP) {
+            PyErr_Format(PyExc_ValueError, "iterations must be an integer in [0, 2**53], got %lld",
                          value);
             return NULL;
         }
