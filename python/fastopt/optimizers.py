@@ -166,10 +166,11 @@ class _Region:
     (whatever its shape, order or strides) finds its elements' state at the same
     byte offsets."""
 
-    __slots__ = ("ref", "dtkey", "lo", "hi", "dtype", "buffers")
+    __slots__ = ("ref", "dtkey", "lo", "hi", "dtype", "buffers", "anchor")
 
-    def __init__(self, ref, dtkey, lo, hi, dtype, buffers):
+    def __init__(self, ref, dtkey, lo, hi, dtype, buffers, anchor=None):
         self.ref, self.dtkey, self.lo, self.hi, self.dtype, self.buffers = ref, dtkey, lo, hi, dtype, buffers
+        self.anchor = anchor  # a weak reference to the variable that made it, when not the owner
 
     def holds(self, dtkey, addr, lo, hi, strides) -> bool:
         size = self.dtype.itemsize
@@ -187,11 +188,13 @@ class _State:
     """An optimizer's state.
 
     ``bindings`` maps the address of a variable's first element to a tuple of
-    bindings ``(owner_ref, dtype_key, nbytes, layout, slots, seq, region)``:
+    bindings ``(owner_ref, dtype_key, nbytes, layout, slots, seq, region, anchor)``:
     the owner is the ndarray that owns the memory (a weak reference: the
     bindings go when it goes), layout is None for a C-contiguous variable (any
     shape of the same bytes) or its ``(shape, strides)``, slots the state arrays
-    shaped as that variable.  The C fast path (csrc/bind_optim.c) reads it.
+    shaped as that variable, region the :class:`_Region` they are views of (or
+    None for a strided variable's own state, whose anchor is then a weak
+    reference to that variable, for pickling).  The C fast path (csrc/bind_optim.c) reads it.
     ``owners`` maps ``id(owner)`` to ``(owner_ref, regions)``.
     """
 
@@ -540,9 +543,10 @@ class Optimizer:
                 return slots
         return None
 
-    def _bind(self, txn, ref, addr, dtkey, nbytes, layout, slots, region) -> None:
+    def _bind(self, txn, ref, addr, dtkey, nbytes, layout, slots, region, anchor=None) -> None:
         keep = tuple(b for b in txn.bindings_at(addr) if b[0]() is not None)
-        txn.bindings[addr] = keep + ((ref, dtkey, nbytes, layout, slots, next(self._state.seq), region),)
+        txn.bindings[addr] = keep + ((ref, dtkey, nbytes, layout, slots, next(self._state.seq), region,
+                                      anchor),)
 
     def _create(self, txn, v, owner, addr, lo, hi, dtkey, layout, dense, name, force_mask) -> tuple:
         rec = txn.owner(owner)
@@ -558,12 +562,13 @@ class Optimizer:
             fill = self._mask_filler(owner, lo, hi, dtkey, dtype, whole, compact_layout)
             slots = self._new_buffers(v.shape, dtype, fill, force_mask)
             txn.owners[id(owner)] = rec
-            self._bind(txn, ref, addr, dtkey, v.nbytes, layout, slots, None)
+            self._bind(txn, ref, addr, dtkey, v.nbytes, layout, slots, None,
+                       None if v is owner else weakref.ref(v))
             return slots
         # a dense variable: a region over its memory, taking over the state of
         # every variable stepped before whose memory lies in it
         size = dtype.itemsize
-        region = _Region(ref, dtkey, lo, hi, dtype, ())
+        region = _Region(ref, dtkey, lo, hi, dtype, (), None if v is owner else weakref.ref(v))
 
         def region_layout(mask, xaddr, shape, strides, xlo, xhi):
             if region.holds(dtkey, xaddr, xlo, xhi, strides):
@@ -587,7 +592,7 @@ class Optimizer:
                 if dst is not None and src is not None and k != _MASK:
                     dst[...] = src
             rest = tuple(x for x in txn.bindings_at(baddr) if x is not b)
-            txn.bindings[baddr] = rest + ((b[0], b[1], b[2], b[3], new, b[5], region),)
+            txn.bindings[baddr] = rest + ((b[0], b[1], b[2], b[3], new, b[5], region, None),)
         txn.owners[id(owner)] = (ref, tuple(r for r in rec[1] if not (r.lo >= lo and r.hi <= hi
                                                                         and r.dtkey == dtkey)) + (region,))
         # the region's own binding (its memory as one C-ordered block), then v's
@@ -853,14 +858,17 @@ class Optimizer:
             _core.optim_commit(copies, txn.ops(), self._step, calls)
 
     def __getstate__(self) -> dict[str, Any]:
-        """For pickle: the configuration, the call count and, per array that owns
-        memory the optimizer keeps state for, that array and its state blocks.
-        Pickled with the variables (a model's flat buffer, an array), the state
-        comes back attached to the unpickled arrays (pickle keeps identity)."""
+        """For pickle: the configuration, the call count and the state, carried
+        twice over: per array that owns memory the optimizer keeps state for,
+        that array and its state blocks (a model's flat buffer), and per
+        variable that made a block of state without owning its memory (a view),
+        that variable and its slots.  Pickled with those arrays, the state comes
+        back attached to the unpickled arrays (pickle keeps identity; NumPy
+        unpickles a view as an array of its own)."""
         with self._lock:
             config = self.get_config()
             config["learning_rate"] = self._schedule if self._schedule is not None else self._lr
-            owners = []
+            owners, anchors = [], []
             for ref, regions in list(self._state.owners.values()):
                 owner = ref()
                 if owner is None:
@@ -872,8 +880,17 @@ class Optimizer:
                            for addr, bs in list(self._state.bindings.items()) for b in bs
                            if b[0] is ref and b[6] is None]
                 owners.append([owner, blocks])
+                for r in regions:
+                    var = r.anchor() if r.anchor is not None else None
+                    if var is not None:
+                        anchors.append((var, r.view(_core.memory_key(var)[1], var.shape, var.strides)))
+            for bs in list(self._state.bindings.values()):
+                for b in bs:
+                    var = b[7]() if b[6] is None and b[7] is not None else None
+                    if var is not None and b[0]() is not None:
+                        anchors.append((var, b[4]))
             exclusions = [(r[0](),) + r[1:] for r in self._exclusions[0] if r[0]() is not None]
-            return {"config": config, "calls": int(self._step[0]), "owners": owners,
+            return {"config": config, "calls": int(self._step[0]), "owners": owners, "variables": anchors,
                     "exclusions": (exclusions, list(self._exclusions[2])),
                     "divergence_warned": self._divergence_warned}
 
@@ -899,13 +916,18 @@ class Optimizer:
                     nbytes, dtype, buffers = rest
                     region = _Region(ref, dtkey, base + off, base + off + nbytes, np.dtype(dtype), tuple(buffers))
                     regions.append(region)
-                    entry = (ref, dtkey, nbytes, None, region.buffers, next(st.seq), region)
-                    st.bindings[base + off] = st.bindings.get(base + off, ()) + (entry,)
+                    entry = (ref, dtkey, nbytes, None, region.buffers, next(st.seq), region, None)
                 else:
                     nbytes, layout, slots = rest
-                    entry = (ref, dtkey, nbytes, layout, tuple(slots), next(st.seq), None)
-                    st.bindings[base + off] = st.bindings.get(base + off, ()) + (entry,)
+                    entry = (ref, dtkey, nbytes, layout, tuple(slots), next(st.seq), None, None)
+                st.bindings[base + off] = st.bindings.get(base + off, ()) + (entry,)
             st.owners[id(owner)] = (ref, tuple(regions))
+        txn, copies = _Txn(st), []
+        for var, slots in d["variables"]:
+            for dst, src in zip(self._slots_for(var, txn), slots):
+                if dst is not None and src is not None:
+                    copies.append((dst, src))
+        _core.optim_commit(copies, txn.ops())
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self.get_config()['learning_rate']!r})"
