@@ -309,6 +309,7 @@ class Optimizer:
         self._state = _State()
         self._exclusions: tuple = ((), None, ())  # (memory records, name pattern, names)
         self._divergence_warned = False
+        self._built = False
         self.name = name or type(self).__name__.lower()
         self._set_learning_rate(learning_rate)
         self.weight_decay = None if weight_decay is None else check_real(weight_decay, "weight_decay", low=0)
@@ -432,8 +433,8 @@ class Optimizer:
 
     @property
     def built(self) -> bool:
-        """Whether the optimizer holds state for some variable (Keras' ``built``)."""
-        return not self._state.empty()
+        """Whether the optimizer has made state for some variable (Keras' ``built``)."""
+        return self._built or not self._state.empty()
 
     def _scheduled(self, step: int) -> float:
         """The learning rate of call ``step``: a schedule (or a callable taking the
@@ -642,6 +643,7 @@ class Optimizer:
                 for v in excluded:
                     self._slots_for(v, txn)[_MASK][...] = 0  # a fresh region: not yet visible
             _core.optim_commit([], txn.ops())
+            self._built = True
             return region.buffers
 
     # -- the step -----------------------------------------------------------
@@ -678,6 +680,7 @@ class Optimizer:
                               "skipped) when minimizing the loss", UserWarning, stacklevel=3)
             finite = _core.optim_update(self._kind, variables, grads, slots, self._hyper, lr,
                                         self._step, txn.ops())
+            self._built = True
         if not finite:
             self._on_divergence(step + 1, lr, 4)
         return self.iterations
@@ -708,7 +711,7 @@ class Optimizer:
         each; names are those a model gives its variables, or an array's
         ``name`` attribute).  Must be called before the first step."""
         with self._lock:
-            if not self._state.empty():
+            if self.built:
                 raise ValueError("`exclude_from_weight_decay()` can only be configured before "
                                  "the optimizer is built.")
             records = []
@@ -892,7 +895,7 @@ class Optimizer:
             exclusions = [(r[0](),) + r[1:] for r in self._exclusions[0] if r[0]() is not None]
             return {"config": config, "calls": int(self._step[0]), "owners": owners, "variables": anchors,
                     "exclusions": (exclusions, list(self._exclusions[2])),
-                    "divergence_warned": self._divergence_warned}
+                    "divergence_warned": self._divergence_warned, "built": self.built}
 
     def __setstate__(self, d: dict[str, Any]) -> None:
         """From pickle: a fresh lock and step counter, the state re-attached."""
@@ -905,6 +908,7 @@ class Optimizer:
         self._exclusions = (tuple(records), re.compile("|".join(sorted(set(names)))) if names else None, names)
         self._build_hyper()
         self._divergence_warned = bool(d["divergence_warned"])
+        self._built = bool(d.get("built", False))
         self._step[0] = _check_step(d["calls"], "iterations")
         st = self._state
         for owner, blocks in d["owners"]:
@@ -1053,7 +1057,7 @@ class Adagrad(Optimizer):
         if k != 0:
             return super()._init_slot(k, shape, dtype)
         value = self.initial_accumulator_value
-        if value > np.finfo(dtype).max:
+        if value > float(np.finfo(dtype).max):
             raise ValueError(f"initial_accumulator_value = {value!r} overflows {np.dtype(dtype).name}; "
                              "use float64 variables or a smaller value")
         return np.full(shape, value, dtype=dtype)
