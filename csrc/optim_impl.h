@@ -23,14 +23,16 @@ FO_INLINE U FO_FN(fo_nonfinite)(T x)
     return (U)((u & FO_EXP_BITS) == FO_EXP_BITS);
 }
 
-/* What the general loop applies besides the rule; the plain loop (general = 0,
- * a compile-time constant at every call site) applies none of it, so each
- * kernel is compiled twice: a plain loop and a general one. */
+/* What the general loops apply besides the rule.  `general` is a compile-time
+ * constant at every call site: 0, the plain loop, applies none of it; 1 scales
+ * and clips the gradient; 2 also reads the weight-decay mask.  So each kernel
+ * is compiled three times, every loop free of branches that would keep it from
+ * vectorizing. */
 typedef struct {
     T lsf;               /* loss_scale_factor: g <- g / lsf (1 when off: exact) */
     T scale;             /* norm clip: g <- g * scale */
     T cv;                /* clipvalue: g <- clip(g, -cv, cv) (INFINITY when off) */
-    const T *mask;       /* weight decay where mask[i] != 0 (NULL: everywhere) */
+    const T *mask;       /* weight decay where mask[i] != 0 (general == 2 only) */
 } FO_FN(fo_extra);
 
 /* The gradient element as the update sees it. */
@@ -49,8 +51,20 @@ FO_INLINE T FO_FN(fo_load_grad)(const T *restrict grad, size_t i, int general,
 /* The decoupled weight decay factor of element i. */
 FO_INLINE T FO_FN(fo_decay)(T decay, size_t i, int general, const FO_FN(fo_extra) *x)
 {
-    if (general && x->mask)
-        return x->mask[i] != 0 ? decay : (T)1;
+    if (general == 2) {
+        /* decay where mask[i] != 0, else 1, blended with integer masks (a branch
+         * or a floating-point select keeps some compilers from vectorizing) */
+        const T one = 1;
+        U bits, d, o, r;
+        memcpy(&bits, &x->mask[i], sizeof bits);
+        memcpy(&d, &decay, sizeof d);
+        memcpy(&o, &one, sizeof o);
+        const U on = (U)0 - (U)((U)(bits << 1) != 0); /* all ones unless mask[i] is +-0 */
+        r = (d & on) | (o & ~on);
+        T out;
+        memcpy(&out, &r, sizeof out);
+        return out;
+    }
     return decay;
 }
 
@@ -110,10 +124,12 @@ FO_INLINE int FO_FN(fo_adagrad_body)(T *restrict var, T *restrict acc, const T *
     return bad == 0;
 }
 
-FO_INLINE int FO_FN(fo_rmsprop_body)(T *restrict var, T *restrict vel, T *restrict mom,
+/* centered and with_momentum are compile-time constants at each call below, so
+ * every combination is its own branch-free loop */
+FO_INLINE int FO_FN(fo_rmsprop_loop)(T *restrict var, T *restrict vel, T *restrict mom,
                                      T *restrict avg, const T *restrict grad, size_t n,
                                      const fo_optim_hyper *h, int general,
-                                     const FO_FN(fo_extra) *x)
+                                     const FO_FN(fo_extra) *x, int centered, int with_momentum)
 {
     const T lr = (T)h->learning_rate;
     const T decay = (T)(1.0 - h->learning_rate * h->weight_decay);
@@ -126,13 +142,13 @@ FO_INLINE int FO_FN(fo_rmsprop_body)(T *restrict var, T *restrict vel, T *restri
         T v = rho * vel[i] + one_m_rho * (g * g);
         vel[i] = v;
         T denom = v + eps;
-        if (avg) {
+        if (centered) {
             T a = rho * avg[i] + one_m_rho * g;
             avg[i] = a;
             denom = v - a * a + eps;
         }
         T inc = lr * g / FO_SQRT(denom);
-        if (mom) {
+        if (with_momentum) {
             inc = mu * mom[i] + inc;
             mom[i] = inc;
         }
@@ -141,6 +157,20 @@ FO_INLINE int FO_FN(fo_rmsprop_body)(T *restrict var, T *restrict vel, T *restri
         bad |= FO_FN(fo_nonfinite)(w);
     }
     return bad == 0;
+}
+
+FO_INLINE int FO_FN(fo_rmsprop_body)(T *restrict var, T *restrict vel, T *restrict mom,
+                                     T *restrict avg, const T *restrict grad, size_t n,
+                                     const fo_optim_hyper *h, int general,
+                                     const FO_FN(fo_extra) *x)
+{
+    if (avg && mom)
+        return FO_FN(fo_rmsprop_loop)(var, vel, mom, avg, grad, n, h, general, x, 1, 1);
+    if (avg)
+        return FO_FN(fo_rmsprop_loop)(var, vel, mom, avg, grad, n, h, general, x, 1, 0);
+    if (mom)
+        return FO_FN(fo_rmsprop_loop)(var, vel, mom, avg, grad, n, h, general, x, 0, 1);
+    return FO_FN(fo_rmsprop_loop)(var, vel, mom, avg, grad, n, h, general, x, 0, 0);
 }
 
 FO_INLINE int FO_FN(fo_adam_body)(T *restrict var, T *restrict m, T *restrict v,
@@ -188,7 +218,9 @@ FO_INLINE int FO_FN(fo_adam_body)(T *restrict var, T *restrict m, T *restrict v,
         FO_FN(fo_extra) x_ = {(T)lsf_, (T)grad_scale,                                      \
                               h->clipvalue > 0 ? (T)h->clipvalue : (T)INFINITY,            \
                               decay_mask};                                                 \
-        if (grad_scale != 1.0 || h->clipvalue > 0 || lsf_ != 1.0 || decay_mask)            \
+        if (decay_mask)                                                                    \
+            return body(__VA_ARGS__, 2, &x_);                                              \
+        if (grad_scale != 1.0 || h->clipvalue > 0 || lsf_ != 1.0)                          \
             return body(__VA_ARGS__, 1, &x_);                                              \
         return body(__VA_ARGS__, 0, &x_);                                                  \
     } while (0)
