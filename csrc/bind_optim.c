@@ -52,13 +52,23 @@ static long dtype_key(PyArrayObject *a)
     return 2L * PyArray_TYPE(a) + (PyArray_ISNOTSWAPPED(a) ? 0 : 1);
 }
 
-/* a weak reference's object, borrowed, or NULL when dead */
+/* a weak reference's object (only compared, never used), or NULL when dead */
 static PyObject *weak_target(PyObject *ref)
 {
     if (!PyWeakref_Check(ref))
         return NULL;
+#if PY_VERSION_HEX >= 0x030D0000
+    PyObject *o;
+    if (PyWeakref_GetRef(ref, &o) <= 0) {
+        PyErr_Clear();
+        return NULL;
+    }
+    Py_DECREF(o); /* the caller holds the array whose owner it is compared with */
+    return o;
+#else
     PyObject *o = PyWeakref_GET_OBJECT(ref);
     return o == Py_None ? NULL : o;
+#endif
 }
 
 /* a written buffer of an update, for the overlap check */
@@ -708,6 +718,9 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     if (intern_names() < 0)
         return NULL;
     PyObject *opt = args[0], *gv = args[1], *pairs = NULL, *fast = NULL, *result = NULL;
+    /* references held while Python code may run (a schedule): the arrays and slot tuples */
+    PyObject *held[3 * FO_FAST_VARS];
+    int nheld = 0;
     if (PyList_CheckExact(gv) || PyTuple_CheckExact(gv)) {
         pairs = Py_NewRef(gv);
     } else {
@@ -787,6 +800,9 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
             decline = 1; /* a first step: the thorough path creates the state */
             break;
         }
+        held[nheld++] = Py_NewRef((PyObject *)va[i]);
+        held[nheld++] = Py_NewRef((PyObject *)ga[i]);
+        held[nheld++] = Py_NewRef(slots);
         fo_optim_buffers *b = &bufs[i];
         b->dtype = dtype_code(PyArray_TYPE(va[i]));
         b->n = (size_t)PyArray_SIZE(va[i]);
@@ -883,8 +899,13 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     goto done;
 
 slow:
+    for (int i = 0; i < nheld; i++)
+        Py_DECREF(held[i]);
+    nheld = 0;
     result = PyObject_CallMethodOneArg(opt, s_thorough, pairs);
 done:
+    for (int i = 0; i < nheld; i++)
+        Py_DECREF(held[i]);
     Py_XDECREF(fast);
     Py_XDECREF(pairs);
     return result;

@@ -243,3 +243,19 @@ def test_pickle_attaches_the_state_of_a_view_to_its_unpickled_copy():
         opt.apply_gradients([(np.ones(8), w)])
         opt2.apply_gradients([(np.ones(8), w2)])
     np.testing.assert_array_equal(w, w2)
+
+
+def test_copy_has_its_own_state():
+    import copy
+
+    w = np.ones(4)
+    opt = fo.optimizers.Adam(0.1)
+    opt.apply_gradients([(np.ones(4), w)])
+    twin = copy.copy(opt)
+    w2 = w.copy()
+    assert twin.iterations == 1
+    np.testing.assert_array_equal(twin.get_state([w])["slots"][0][0], opt.get_state([w])["slots"][0][0])
+    twin.apply_gradients([(np.ones(4), w)])  # steps w with the copy's state
+    opt.apply_gradients([(np.ones(4), w2)])  # w2 is new to opt: its state starts fresh
+    assert opt.get_state([w])["iterations"] == 2
+    assert not np.array_equal(twin.get_state([w])["slots"][0][0], opt.get_state([w])["slots"][0][0])

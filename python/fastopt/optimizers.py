@@ -933,6 +933,18 @@ class Optimizer:
                     copies.append((dst, src))
         _core.optim_commit(copies, txn.ops())
 
+    def __copy__(self) -> "Optimizer":
+        """A copy with its own state (copied), for the same variables."""
+        d = self.__getstate__()
+        for entry in d["owners"]:
+            entry[1] = [block[:-1] + (tuple(None if b is None else b.copy() for b in block[-1]),)
+                        for block in entry[1]]
+        d["variables"] = [(v, tuple(None if s is None else s.copy() for s in slots))
+                          for v, slots in d["variables"]]
+        new = type(self).__new__(type(self))
+        new.__setstate__(d)
+        return new
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}(learning_rate={self.get_config()['learning_rate']!r})"
 
