@@ -4,31 +4,17 @@ same bits, the same state and the same step count; every refusal gives the
 same message whichever path was asked for.  Each test forces each path with
 ``_core.optim_fast_path`` and counts the calls of the thorough path, so a test
 cannot pass by running one path twice."""
-import contextlib
 import math
 
 import numpy as np
 import pytest
 
 import fastopt as fo
-from fastopt import _core
 from fastopt.reference import ReferenceOptimizer
+from optim_helpers import CLASSES, NAMES, fast_path, unaligned
 
-NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
-CLASSES = {"sgd": fo.optimizers.SGD, "adagrad": fo.optimizers.Adagrad,
-           "rmsprop": fo.optimizers.RMSprop, "adam": fo.optimizers.Adam,
-           "adamw": fo.optimizers.AdamW}
 FULL = {"sgd": dict(momentum=0.9, nesterov=True), "adagrad": {}, "rmsprop": dict(momentum=0.5, centered=True),
         "adam": dict(amsgrad=True), "adamw": dict(weight_decay=0.05)}
-
-
-@contextlib.contextmanager
-def fast_path(enabled):
-    before = _core.optim_fast_path(enabled)
-    try:
-        yield
-    finally:
-        _core.optim_fast_path(before)
 
 
 def counted(opt):
@@ -149,16 +135,8 @@ def declining_cases(rng):
         "strided gradient": lambda: (base.copy(), rng.standard_normal((4, 12))[:, ::2]),
         "subclass variable": lambda: (base.copy().view(type("Sub", (np.ndarray,), {})),
                                       rng.standard_normal((4, 6))),
-        "unaligned variable": lambda: (_unaligned(base), rng.standard_normal((4, 6))),
+        "unaligned variable": lambda: (unaligned(base), rng.standard_normal((4, 6))),
     }
-
-
-def _unaligned(a):
-    buf = np.zeros(a.nbytes + 1, np.uint8)
-    out = np.frombuffer(buf.data, dtype=a.dtype, count=a.size, offset=1).reshape(a.shape)
-    out[...] = a
-    assert not out.flags.aligned
-    return out
 
 
 @pytest.mark.parametrize("case", list(declining_cases(np.random.default_rng(0))))

@@ -10,13 +10,7 @@ import pytest
 
 import fastopt as fo
 from fastopt.reference import ReferenceOptimizer, adam_update
-
-NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
-CLASSES = {"sgd": fo.optimizers.SGD, "adagrad": fo.optimizers.Adagrad,
-           "rmsprop": fo.optimizers.RMSprop, "adam": fo.optimizers.Adam,
-           "adamw": fo.optimizers.AdamW}
-FULL = {"sgd": dict(momentum=0.9), "adagrad": {}, "rmsprop": dict(momentum=0.5, centered=True),
-        "adam": dict(amsgrad=True), "adamw": dict(weight_decay=0.05)}
+from optim_helpers import CLASSES, FULL, NAMES
 
 # each: the array stepped at every step, as a function of w (2, 3) and the step
 VIEWS = {

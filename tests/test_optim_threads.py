@@ -6,7 +6,6 @@ that applies it.  A step is all-or-nothing over all of its variables: an
 interrupt (Ctrl-C) arrives before it (nothing changed) or after it (applied and
 counted), never in between, so weights, state and ``iterations`` always agree
 with a replay of ``iterations`` steps."""
-import contextlib
 import signal
 import threading
 import time
@@ -15,23 +14,7 @@ import numpy as np
 import pytest
 
 import fastopt as fo
-from fastopt import _core
-
-NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
-CLASSES = {"sgd": fo.optimizers.SGD, "adagrad": fo.optimizers.Adagrad,
-           "rmsprop": fo.optimizers.RMSprop, "adam": fo.optimizers.Adam,
-           "adamw": fo.optimizers.AdamW}
-FULL = {"sgd": dict(momentum=0.9), "adagrad": {}, "rmsprop": dict(momentum=0.5, centered=True),
-        "adam": dict(amsgrad=True), "adamw": dict(weight_decay=0.05)}
-
-
-@contextlib.contextmanager
-def fast_path(enabled):
-    before = _core.optim_fast_path(enabled)
-    try:
-        yield
-    finally:
-        _core.optim_fast_path(before)
+from optim_helpers import CLASSES, FULL, NAMES, fast_path
 
 
 def run_threads(n, target):
