@@ -544,7 +544,7 @@ def _load(source, label: str, cls=None):
         if flat is not None:
             expected["params"] = flat
             if comp is not None:
-                optional = {f"slot_{k}": flat for k in range(3)}
+                optional = {f"slot_{k}": flat for k in range(_core.MAX_SLOTS)}
         archive.check_members(expected, optional)
         rng_state = archive.array("rng_state", *expected["rng_state"])
         if not rng_state.any():
@@ -562,7 +562,7 @@ def _load(source, label: str, cls=None):
             model.compile(comp["optimizer"], comp["loss"], comp["metrics"])
         if params is not None:
             in_use = _slots_in_use(model)
-            for k in range(3):
+            for k in range(_core.MAX_SLOTS):
                 if (k in in_use) != (k in slots):
                     raise _refuse(label, f"slot_{k}", "missing: this optimizer configuration keeps it"
                                   if k in in_use else "unexpected: this optimizer configuration keeps no such state")
