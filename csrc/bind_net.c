@@ -276,17 +276,17 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     fo_optim_slots_used(kind, &h, used);
     PyArrayObject *arrs[6 + FO_MAX_SLOTS + 3] = {na.params, g, perm, rng, work, stats};
     const char *names[6 + FO_MAX_SLOTS + 3] = {"params", "grads", "perm", "rng_state", "work", "stats"};
-    static const char *slot_names[FO_MAX_SLOTS] = {"slots[0]", "slots[1]", "slots[2]"};
-    void *slot[FO_MAX_SLOTS] = {NULL, NULL, NULL};
-    if (PyTuple_GET_SIZE(slots_o) != FO_MAX_SLOTS) {
-        PyErr_Format(PyExc_TypeError, "slots must be a %d-tuple", FO_MAX_SLOTS);
+    static const char *slot_names[FO_MAX_SLOTS] = {"slots[0]", "slots[1]", "slots[2]",
+                                                   "slots[3]", "slots[4]", "slots[5]"};
+    void *slot[FO_MAX_SLOTS] = {NULL};
+    PyObject *slot_items[FO_MAX_SLOTS];
+    if (parse_slot_tuple(slots_o, "slots", slot_items) < 0)
         return NULL;
-    }
     int na_ = 6;
     for (int k = 0; k < FO_MAX_SLOTS; k++) {
         if (!used[k])
             continue;
-        PyArrayObject *s = exact_array(PyTuple_GET_ITEM(slots_o, k), slot_names[k], tn, 1,
+        PyArrayObject *s = exact_array(slot_items[k], slot_names[k], tn, 1,
                                        PyArray_SIZE(na.params));
         if (!s)
             return NULL;

@@ -51,8 +51,16 @@ enum { FO_F32 = 0, FO_F64 = 1 };
 
 enum { FO_SGD = 0, FO_ADAGRAD = 1, FO_RMSPROP = 2, FO_ADAM = 3, FO_N_OPTIM = 4 };
 
-/* number of state buffers ("slots") each optimizer may use */
-#define FO_MAX_SLOTS 3
+/* State buffers ("slots") of a variable, each of the variable's size and dtype:
+ * the first FO_KIND_SLOTS belong to the update rule (momentum, accumulator,
+ * m/v/v_hat...), the others to Keras 3's base-optimizer features. */
+#define FO_KIND_SLOTS 3
+enum {
+    FO_SLOT_EMA = 3,        /* use_ema: the moving average of the variable */
+    FO_SLOT_ACCUM = 4,      /* gradient_accumulation_steps: the summed gradients */
+    FO_SLOT_DECAY_MASK = 5, /* exclude_from_weight_decay: 1 where weight decay applies, 0 where not */
+};
+#define FO_MAX_SLOTS 6
 
 typedef struct {
     double learning_rate;   /* for this step (schedules are evaluated by the caller) */
@@ -67,7 +75,18 @@ typedef struct {
     double beta_1, beta_2;  /* Adam */
     double epsilon;         /* Adagrad, RMSprop, Adam */
     int amsgrad;            /* Adam */
-    int64_t iteration;      /* 0-based count of steps already taken (Keras' `iterations`) */
+    int64_t iteration;      /* 0-based count of update calls already made (Keras' `_iterations`:
+                             * with gradient accumulation, every call counts) */
+    /* Keras 3's base-optimizer features, all off when zero */
+    int use_ema;                      /* keep a moving average of each variable (slot FO_SLOT_EMA) */
+    double ema_momentum;              /* average <- m * average + (1 - m) * var */
+    int64_t ema_overwrite_frequency;  /* var <- average every this many steps, 0 = never */
+    int64_t gradient_accumulation_steps; /* update every this many calls with the mean gradient */
+    double loss_scale_factor;         /* gradients are divided by it first, 0 = off */
+    int decay_mask;                   /* weight decay only where slot FO_SLOT_DECAY_MASK is 1 */
+    /* set by fo_optim_update for the kernels (any value on input): Adam's
+     * bias-corrected step size lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) */
+    double adam_step_size;
 } fo_optim_hyper;
 
 /* one variable of an update: var and its slots are written, grad is read;
@@ -83,27 +102,55 @@ typedef struct {
 /* slots used: SGD: [momentum] if momentum > 0.
  *             Adagrad: [accumulator].
  *             RMSprop: [velocity, momentum if momentum > 0, average_gradient if centered].
- *             Adam: [m, v, v_hat if amsgrad]. */
+ *             Adam: [m, v, v_hat if amsgrad].
+ *             then [average if use_ema, accumulator if gradient_accumulation_steps,
+ *                   decay mask if decay_mask]. */
 void fo_optim_slots_used(int kind, const fo_optim_hyper *h, int used[FO_MAX_SLOTS]);
 
-/* One optimizer step over nvars variables (of either dtype): gradient
- * clipping (clipnorm per variable, else global_clipnorm over all of them, else
- * clipvalue elementwise), decoupled weight decay, then the rule of `kind`. */
-void fo_optim_update(int kind, size_t nvars, const fo_optim_buffers *bufs,
-                     const fo_optim_hyper *h);
+/* One optimizer call over nvars variables (of either dtype), Keras 3's order:
+ * gradients divided by loss_scale_factor; with gradient accumulation, summed
+ * until every gradient_accumulation_steps-th call, which steps with their mean;
+ * then clipping (clipnorm per variable, else global_clipnorm over all of them,
+ * else clipvalue elementwise), decoupled weight decay and the rule of `kind`;
+ * then the moving average (use_ema) and its periodic overwrite.
+ * Returns 1 if every variable updated is finite afterwards, 0 if any element is
+ * NaN or infinite (divergence; detected in the update's own pass). */
+int fo_optim_update(int kind, size_t nvars, const fo_optim_buffers *bufs,
+                    const fo_optim_hyper *h);
 
-/* the per-variable kernels the update is made of; grad_scale multiplies every
- * gradient element before it is clipped to [-clipvalue, clipvalue] (clipvalue <= 0: no clip) */
+/* Whether the hyperparameters of one step survive the conversion to `dtype`
+ * (FO_F32 or FO_F64) that the kernels do: 0 if so; else 1 (overflow: the value
+ * becomes infinite) or 2 (underflow: a positive value becomes 0), with *name the
+ * hyperparameter and *value its value. */
+int fo_optim_check_hyper(int kind, int dtype, const fo_optim_hyper *h, const char **name,
+                         double *value);
+
+/* Adam's step size at update t = iteration + 1 (iteration counting updates) */
+double fo_adam_step_size(const fo_optim_hyper *h);
+
+/* the per-variable kernels the update is made of, with h as fo_optim_update
+ * prepares it (iteration counting updates, adam_step_size set); grad_scale multiplies every
+ * gradient element (after the division by loss_scale_factor) before it is
+ * clipped to [-clipvalue, clipvalue] (clipvalue <= 0: no clip); decay_mask
+ * (NULL: everywhere) says where weight decay applies.  Each returns 1 if every
+ * element of var is finite after the update, else 0. */
 #define FO_DECLARE_OPTIM(T, S)                                                              \
-    void fo_sgd_step_##S(T *var, T *momentum, const T *grad, size_t n,                     \
-                         const fo_optim_hyper *h, double grad_scale);                       \
-    void fo_adagrad_step_##S(T *var, T *accumulator, const T *grad, size_t n,              \
-                             const fo_optim_hyper *h, double grad_scale);                   \
-    void fo_rmsprop_step_##S(T *var, T *velocity, T *momentum, T *average_grad,            \
-                             const T *grad, size_t n, const fo_optim_hyper *h,              \
-                             double grad_scale);                                            \
-    void fo_adam_step_##S(T *var, T *m, T *v, T *v_hat, const T *grad, size_t n,           \
-                          const fo_optim_hyper *h, double grad_scale);                      \
+    int fo_sgd_step_##S(T *var, T *momentum, const T *grad, const T *decay_mask, size_t n, \
+                        const fo_optim_hyper *h, double grad_scale);                        \
+    int fo_adagrad_step_##S(T *var, T *accumulator, const T *grad, const T *decay_mask,    \
+                            size_t n, const fo_optim_hyper *h, double grad_scale);          \
+    int fo_rmsprop_step_##S(T *var, T *velocity, T *momentum, T *average_grad,             \
+                            const T *grad, const T *decay_mask, size_t n,                   \
+                            const fo_optim_hyper *h, double grad_scale);                    \
+    int fo_adam_step_##S(T *var, T *m, T *v, T *v_hat, const T *grad, const T *decay_mask, \
+                         size_t n, const fo_optim_hyper *h, double grad_scale);             \
+    /* accum (n) += grad / lsf (lsf <= 0: 1) */                                            \
+    void fo_accumulate_##S(T *accum, const T *grad, size_t n, double lsf);                 \
+    /* accum (n) = (grad / lsf + accum) / steps: the mean gradient of a window */           \
+    void fo_accumulated_mean_##S(T *accum, const T *grad, size_t n, double lsf,            \
+                                 double steps);                                             \
+    /* average = m * average + (1 - m) * var; then var = average if overwrite */            \
+    void fo_ema_##S(T *average, T *var, size_t n, double m, int overwrite);                \
     double fo_sumsq_##S(const T *x, size_t n);
 FO_DECLARE_OPTIM(float, f32)
 FO_DECLARE_OPTIM(double, f64)

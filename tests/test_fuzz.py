@@ -782,7 +782,9 @@ def core_optim_update(data):
     dtype = data.draw(st.sampled_from(FLOATS))
     var = data.draw(core_arrays((n,), dtypes=(dtype,)))
     grad = data.draw(core_arrays((n,) if not chance(data.draw, 0.1) else (n + 1,), dtypes=(dtype,)))
-    slots = tuple(data.draw(st.none() | core_arrays((n,), dtypes=(dtype,), special=0)) for _ in range(3))
+    # mostly arrays: a missing slot the kind needs is one refusal among several drawn here
+    slots = tuple(None if chance(data.draw, 0.15) else data.draw(core_arrays((n,), dtypes=(dtype,), special=0))
+                  for _ in range(3))
     hyper = (0.0, 0.0, 0.0, 0.0, 0.5, False, 0.9, False, 0.9, 0.999, 1e-7, False)
     lr = data.draw(st.sampled_from([0.1, 0.0, -1.0, float("nan")]))
     it = data.draw(st.sampled_from([0, 5, -1]))
@@ -937,10 +939,6 @@ def _stepped_adam():
     return opt, w
 
 
-@known_bug("issue 9: Optimizer.set_state (python/fastopt/optimizers.py) writes the slots before it "
-           "checks them all and the step count: a NaN, string or complex slot, a step count that is not an "
-           "integer in [0, 2**53], or a missing key is taken, or refused with KeyError / an unnamed "
-           "ValueError after the slots were overwritten")
 @pytest.mark.filterwarnings("ignore:Casting complex values")
 @pytest.mark.parametrize("edit", ["string slot", "complex slot", "nan slot", "iterations -1", "iterations 2**63-1",
                                   "iterations 'x'", "iterations 1.5", "no iterations", "no slots"])
@@ -999,9 +997,9 @@ _NUMBER_BUG = known_bug("issue 9: the _core bindings parse numbers with PyArg_Pa
                         "'must be real number, not NoneType', naming no argument")
 
 
-@pytest.mark.parametrize("call", ["dense_forward activation 2**32"] + [
+@pytest.mark.parametrize("call", ["dense_forward activation 2**32", "optim_update kind 2**32"] + [
     pytest.param(c, marks=_NUMBER_BUG)
-    for c in ["optim_update kind 2**32", "gemm alpha None", "linear_gradient b None", "optim_update lr None"]])
+    for c in ["gemm alpha None", "linear_gradient b None", "optim_update lr None"]])
 def test_core_number_arguments(call):
     v = np.ones(3)
     calls = {
@@ -1021,8 +1019,6 @@ def test_core_number_arguments(call):
     expect_refusal(fn, names, watch=(v,))
 
 
-@known_bug("issue 9: a variable whose elements share memory (as_strided(base, (2, 2, 2), (8, 8, 64))) is "
-           "accepted by apply_gradients and updates are lost; it should be refused, naming the variable")
 def test_self_overlapping_variable_is_refused():
     base = np.zeros(16)
     var = np.lib.stride_tricks.as_strided(base, (2, 2, 2), (8, 8, 64))
@@ -1030,9 +1026,6 @@ def test_self_overlapping_variable_is_refused():
                    ("variables", "variable"), watch=(base,))
 
 
-@known_bug("issue 9: hyperparameters are checked in float64 but used in the variable's dtype: "
-           "Adam(epsilon=1e-46) on a float32 variable steps with epsilon 0 and writes NaN; "
-           "it should be refused, naming epsilon")
 def test_hyperparameter_underflow_is_refused():
     var = np.ones(3, np.float32)
     expect_refusal(lambda: fo.optimizers.Adam(0.1, epsilon=1e-46).apply_gradients([(np.zeros(3, np.float32), var)]),

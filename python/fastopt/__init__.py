@@ -17,6 +17,7 @@ from ._blas import preload as _preload_blas
 _preload_blas()
 
 from . import _core  # noqa: E402,F401  (loaded after the BLAS it links)
+from ._warnings import DivergenceWarning  # noqa: E402
 from . import (callbacks, initializers, layers, losses, metrics, model_selection, optimizers,  # noqa: E402
                regularizers, schedules)
 from . import activations  # noqa: E402
@@ -31,6 +32,6 @@ __all__ = [
     "Sequential", "Dense", "Input", "InputLayer", "load_model", "clone_model", "train_test_split",
     "linear_model", "mse_loss", "gradient", "gradient_descent",
     "optimizers", "schedules", "initializers", "regularizers", "callbacks", "losses", "metrics", "layers",
-    "model_selection", "activations",
+    "model_selection", "activations", "DivergenceWarning",
     "__version__",
 ]

@@ -37,6 +37,7 @@ import os
 import secrets
 import socket
 import stat
+import warnings
 import zipfile
 import zlib
 from typing import Any, BinaryIO, Callable, Optional, Union
@@ -504,7 +505,10 @@ def _compile_section(label: str, header: dict) -> Optional[dict[str, Any]]:
     if not isinstance(opt_cfg, dict) or not isinstance(opt_cfg.get("config"), dict) \
             or not isinstance(opt_cfg.get("class_name"), str):
         raise _refuse(label, "optimizer", "expected {\"class_name\": ..., \"config\": {...}}")
-    with _field(label, "optimizer"):
+    with _field(label, "optimizer"), warnings.catch_warnings():
+        # from_config only warns about keys it cannot apply (a Keras config);
+        # fastopt wrote this file, so such a key means the file is not as written
+        warnings.simplefilter("error", UserWarning)
         optimizer = _optimizers.deserialize(opt_cfg)
     return {"optimizer": optimizer, "loss": comp["loss"], "metrics": comp["metrics"],
             "iterations": _checked_int(label, "iterations", iterations, 0, MAX_STEPS)}
@@ -540,7 +544,7 @@ def _load(source, label: str, cls=None):
         if flat is not None:
             expected["params"] = flat
             if comp is not None:
-                optional = {f"slot_{k}": flat for k in range(3)}
+                optional = {f"slot_{k}": flat for k in range(_core.MAX_SLOTS)}
         archive.check_members(expected, optional)
         rng_state = archive.array("rng_state", *expected["rng_state"])
         if not rng_state.any():
@@ -558,7 +562,7 @@ def _load(source, label: str, cls=None):
             model.compile(comp["optimizer"], comp["loss"], comp["metrics"])
         if params is not None:
             in_use = _slots_in_use(model)
-            for k in range(3):
+            for k in range(_core.MAX_SLOTS):
                 if (k in in_use) != (k in slots):
                     raise _refuse(label, f"slot_{k}", "missing: this optimizer configuration keeps it"
                                   if k in in_use else "unexpected: this optimizer configuration keeps no such state")
