@@ -55,5 +55,6 @@ extern PyMethodDef fo_optim_methods[];  /* bind_optim.c */
 extern PyMethodDef fo_dense_methods[];  /* bind_dense.c */
 extern PyMethodDef fo_net_methods[];    /* bind_net.c */
 extern PyMethodDef fo_linear_methods[]; /* bind_linear.c */
+extern PyMethodDef fo_surface_methods[]; /* bind_surface.c */
 
 #endif /* FASTOPT_BINDING_H */
