@@ -20,6 +20,7 @@ from . import _core  # noqa: E402,F401  (loaded after the BLAS it links)
 from . import (callbacks, initializers, losses, metrics, model_selection, optimizers,  # noqa: E402
                regularizers, schedules)
 from .articles import gradient, gradient_descent, linear_model, mse_loss  # noqa: E402
+from .compare import compare  # noqa: E402
 from .data import train_test_split  # noqa: E402
 from .layers import Dense  # noqa: E402
 from .models import Sequential, load_model  # noqa: E402
@@ -31,5 +32,14 @@ __all__ = [
     "linear_model", "mse_loss", "gradient", "gradient_descent",
     "optimizers", "schedules", "initializers", "regularizers", "callbacks", "losses", "metrics",
     "model_selection",
+    "compare",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    # fo.sklearn (the scikit-learn estimators) imports scikit-learn: only when asked for
+    if name == "sklearn":
+        import importlib
+        return importlib.import_module(".sklearn", __name__)
+    raise AttributeError(f"module 'fastopt' has no attribute {name!r}")
