@@ -355,6 +355,8 @@ def test_plot_paths_draws_each_path_over_contours_of_the_loss(plt, traced, line_
     assert np.array_equal(by_label["start"].get_xydata()[0], traced.run("GD", 1).path[0])
     for name in traced.names:
         assert np.array_equal(by_label[name].get_xydata(), traced.run(name, 1).path)
+        assert np.array_equal(by_label["_end of " + name].get_xydata()[0], traced.run(name, 1).path[-1])
+    assert len(ax.lines) == 1 + 2 * len(traced.names)
     (contours,) = [c for c in ax.collections if hasattr(c, "levels")]
     assert len(contours.levels) == 7 and np.all(np.diff(np.log(contours.levels)) > 0)
     assert np.allclose(np.diff(np.log(contours.levels)), np.log(contours.levels[1] / contours.levels[0]))
@@ -400,3 +402,28 @@ def test_fastopt_imports_no_plotting_library():
     code = ("import sys, fastopt, fastopt.compare; "
             "assert 'matplotlib' not in sys.modules and 'sklearn' not in sys.modules, 'imported'")
     subprocess.run([sys.executable, "-c", code], check=True)
+
+
+def test_the_example_prints_the_table_and_saves_both_figures(plt, tmp_path, capsys):
+    import importlib.util
+    from pathlib import Path
+    path = Path(__file__).resolve().parents[1] / "examples" / "compare_optimizers.py"
+    spec = importlib.util.spec_from_file_location("fastopt_example_compare_optimizers", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    result, saved = module.main(str(tmp_path), epochs=40)
+    printed = capsys.readouterr().out
+    assert str(result.table()).splitlines()[0] in printed
+    assert [line.split("|")[1].strip() for line in printed.splitlines() if line.startswith("| ")][1:] == \
+        ["GD", "SGD", "momentum", "Adagrad", "RMSprop", "Adam"]
+    assert [Path(p).name for p in saved] == ["compare_loss.png", "compare_paths.png"]
+    for p in saved:
+        assert Path(p).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_python_m_fastopt_shows_compares_table():
+    from fastopt import _demo
+    lines = []
+    result = _demo.compare_optimizers(out=lines.append)
+    assert lines[0].startswith("\nfo.compare on article 004's problem") and lines[1] == str(result.table())
+    assert result.names == list(six_optimizers()) and result.epochs == 1000

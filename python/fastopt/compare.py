@@ -375,9 +375,10 @@ class Comparison:
 
     def plot_paths(self, ax=None, levels: Union[int, Sequence[float]] = 12, resolution: int = 101,
                    bounds: Optional[tuple] = None, seed: Optional[int] = None):
-        """Each optimizer's path over the contour lines of the training loss, for a
-        model of exactly two trainable scalars (article 004's ``Dense(1)`` on one
-        feature: ``w`` and ``b``).  Needs ``compare(..., record_path_every=k)``.
+        """Each optimizer's path (a line through the recorded points, a circle at
+        its end) over the contour lines of the training loss, for a model of
+        exactly two trainable scalars (article 004's ``Dense(1)`` on one feature:
+        ``w`` and ``b``).  Needs ``compare(..., record_path_every=k)``.
 
         ``levels``: contour levels, or their number (geometrically spaced between
         the lowest and highest loss on the grid); ``resolution``: grid points per
@@ -412,7 +413,9 @@ class Comparison:
         ax.contour(p0, p1, z, levels=np.asarray(levels, dtype=np.float64), colors="0.6", linewidths=0.8)
         ax.plot(*runs[0].path[0], "ko", label="start")
         for r in runs:
-            ax.plot(r.path[:, 0], r.path[:, 1], marker=".", markersize=3, linewidth=1.2, label=r.name)
+            (line,) = ax.plot(r.path[:, 0], r.path[:, 1], marker=".", markersize=3, linewidth=1.2, label=r.name)
+            ax.plot(*r.path[-1], "o", markersize=7, markerfacecolor="none", color=line.get_color(),
+                    label="_end of " + r.name)
         names = _parameter_names(self._model)
         ax.set_xlabel(names[0])
         ax.set_ylabel(names[1])
