@@ -96,7 +96,10 @@ def _scatter(executor: cf.Executor, shared: Sequence) -> list:
     if client is None or not hasattr(client, "scatter"):
         return list(shared)
     present = [i for i, v in enumerate(shared) if v is not None]
-    futures = client.scatter([shared[i] for i in present], broadcast=True)
+    # hash=False: fresh keys.  With content-hashed keys, scattering the same data
+    # again right after the previous call released it races with the release
+    # (the workers drop the keys the new tasks wait for, which get cancelled).
+    futures = client.scatter([shared[i] for i in present], broadcast=True, hash=False)
     out = list(shared)
     for i, f in zip(present, futures):
         out[i] = f
