@@ -75,9 +75,24 @@ def test_a_dask_local_cluster_gives_the_sequential_results(sequential):
         client.scatter = spy
         executor = client.get_executor()
         assert search(executor).results == sequential[0].results
+        # the same data again at once: new keys, no race with the release of the last call's
+        assert search(executor).results == sequential[0].results
         assert_same_comparison(comparison(executor), sequential[1])
     # each call sent its data to the workers once (training and validation x and y), not per task
-    assert scattered == [[(96, 3), (96,), (24, 3), (24,)], [(96, 3), (96,), (24, 3), (24,)]]
+    assert scattered == [[(96, 3), (96,), (24, 3), (24,)]] * 3
+
+
+def test_grid_search_logs_are_fits_last_epoch_with_validation_data():
+    """Each setting trains without validation (all epochs in one C call) and is
+    evaluated once: the logs are exactly fit(validation_data=...)'s last epoch."""
+    x, y = data()
+    xv, yv = data(40, seed=1)
+    result = fo.model_selection.grid_search(build_net, {"learning_rate": [0.001, 0.05]}, x, y, epochs=7,
+                                            batch_size=16, validation_data=(xv, yv))
+    for r in result.results:
+        history = build_net(**r["params"]).fit(x, y, epochs=7, batch_size=16, verbose=0, validation_data=(xv, yv))
+        assert r["logs"] == {k: v[-1] for k, v in history.history.items()}
+        assert r["score"] == history.history["val_loss"][-1]
 
 
 def test_compare_of_the_six_optimizers_on_threads(sequential):
