@@ -510,7 +510,7 @@ def loss_surface(model, x, y, p0, p1) -> np.ndarray:
 
 # ---- compare --------------------------------------------------------------------------------------
 
-def compare(build_model: Callable, optimizers: Mapping[str, Any], x, y, *, epochs: int,
+def compare(build_model: Callable, optimizers: Mapping[str, OptimizerSpec], x, y, *, epochs: int,
             batch_size: Union[int, str], validation_split: float = 0.0,
             validation_data: Optional[tuple] = None, seeds: Sequence[int] = (0,),
             executor: Executor = None, loss: Any = "mean_squared_error",
