@@ -155,6 +155,13 @@ int check_act(int act)
         PyErr_Format(PyExc_ValueError, "unknown activation code %d", act);
         return -1;
     }
+    if (fo_act_needs_z(act)) {
+        PyErr_Format(PyExc_ValueError,
+                     "activation code %d (gelu, silu or softsign) is not supported by the training "
+                     "loop yet: its backward pass needs the pre-activation values",
+                     act);
+        return -1;
+    }
     return 0;
 }
 
@@ -192,6 +199,85 @@ int parse_hyper(PyObject *t, fo_optim_hyper *h)
         } else if ((*flag[i] = PyObject_IsTrue(o)) < 0) {
             return -1;
         }
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* codes, activations and aliasing (the loss, activation and dropout   */
+/* bindings)                                                           */
+/* ------------------------------------------------------------------ */
+
+int parse_code(PyObject *o, const char *name, int n, int *code)
+{
+    if (!PyLong_Check(o) || PyBool_Check(o)) {
+        PyErr_Format(PyExc_TypeError, "%s must be an int, got %.100s", name, Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    int overflow = 0;
+    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
+    if (v == -1 && PyErr_Occurred())
+        return -1;
+    if (overflow || v < 0 || v >= n) {
+        PyErr_Format(PyExc_ValueError, "%s must be a code in [0, %d), got %S", name, n, o);
+        return -1;
+    }
+    *code = (int)v;
+    return 0;
+}
+
+int parse_real(PyObject *o, const char *name, double *v)
+{
+    if (PyBool_Check(o) || !(PyFloat_Check(o) || PyLong_Check(o))) {
+        PyErr_Format(PyExc_TypeError, "%s must be a real number, got %.100s", name,
+                     Py_TYPE(o)->tp_name);
+        return -1;
+    }
+    *v = PyFloat_AsDouble(o);
+    return *v == -1.0 && PyErr_Occurred() ? -1 : 0;
+}
+
+int finite_in_dtype(double v, int typenum)
+{
+    return typenum == NPY_FLOAT32 ? isfinite((float)v) : isfinite(v);
+}
+
+int parse_activation(PyObject *code_o, PyObject *param_o, int typenum, int *act, double *param)
+{
+    if (parse_code(code_o, "activation", FO_N_ACT, act) < 0)
+        return -1;
+    if (param_o == NULL || param_o == Py_None) {
+        *param = fo_act_default_param(*act);
+        return 0;
+    }
+    if (parse_real(param_o, "act_param", param) < 0)
+        return -1;
+    if (!fo_act_param_ok(*act, *param) || !finite_in_dtype(*param, typenum)) {
+        PyErr_Format(PyExc_ValueError,
+                     "act_param %R is out of range for activation %d (leaky_relu: negative_slope "
+                     "in [0, 1]; elu: alpha >= 0; finite in the arrays' dtype)",
+                     param_o, *act);
+        return -1;
+    }
+    return 0;
+}
+
+int check_same_or_disjoint(PyArrayObject *out, const char *out_name, PyArrayObject *in,
+                           const char *in_name)
+{
+    if (out == NULL || in == NULL)
+        return 0;
+    if (PyArray_DATA(out) == PyArray_DATA(in) && PyArray_NDIM(out) == PyArray_NDIM(in) &&
+        PyArray_CompareLists(PyArray_DIMS(out), PyArray_DIMS(in), PyArray_NDIM(in)) &&
+        PyArray_CompareLists(PyArray_STRIDES(out), PyArray_STRIDES(in), PyArray_NDIM(in)))
+        return 0;
+    int ov = overlaps(out, in);
+    if (ov < 0)
+        return -1;
+    if (ov) {
+        PyErr_Format(PyExc_ValueError, "%s partly overlaps %s (it may be the same array, or "
+                     "share no memory with it)", out_name, in_name);
+        return -1;
     }
     return 0;
 }

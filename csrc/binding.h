@@ -45,16 +45,31 @@ void extent(PyArrayObject *a, char **lo, char **hi);
 int overlaps(PyArrayObject *a, PyArrayObject *b);
 /* fail unless arrs[0..n_out) share no memory with any other of arrs[0..n) */
 int check_disjoint(PyArrayObject **arrs, const char **names, int n_out, int n);
+/* an activation code the training loop runs (not those that need z: fo_act_needs_z) */
 int check_act(int act);
 int check_kind(int kind);
 /* the optimizer's constant hyperparameters from the 12-tuple the Python layer caches */
 int parse_hyper(PyObject *t, fo_optim_hyper *h);
+
+/* a code in [0, n) from a Python int, checked before any narrowing; TypeError/ValueError naming `name` */
+int parse_code(PyObject *o, const char *name, int n, int *code);
+/* a Python real number (not a bool) as double; TypeError naming `name` */
+int parse_real(PyObject *o, const char *name, double *v);
+/* 1 if v is finite, and still so when rounded to float32 for NPY_FLOAT32 */
+int finite_in_dtype(double v, int typenum);
+/* any activation code (FO_N_ACT) and its parameter: None (or NULL) gives Keras' default;
+ * ValueError naming `activation` or `act_param` */
+int parse_activation(PyObject *code_o, PyObject *param_o, int typenum, int *act, double *param);
+/* 0 if out is exactly in (same data, shape and strides: an in-place call) or shares no memory with it */
+int check_same_or_disjoint(PyArrayObject *out, const char *out_name, PyArrayObject *in,
+                           const char *in_name);
 
 /* ---- the method tables of each binding file, joined by module.c ---- */
 extern PyMethodDef fo_optim_methods[];  /* bind_optim.c */
 extern PyMethodDef fo_dense_methods[];  /* bind_dense.c */
 extern PyMethodDef fo_net_methods[];    /* bind_net.c */
 extern PyMethodDef fo_linear_methods[]; /* bind_linear.c */
+extern PyMethodDef fo_loss_methods[];   /* bind_loss.c */
 extern PyMethodDef fo_surface_methods[]; /* bind_surface.c */
 
 #endif /* FASTOPT_BINDING_H */

@@ -103,7 +103,33 @@ FO_DECLARE_OPTIM(double, f64)
 /* dense layers, losses                                                */
 /* ------------------------------------------------------------------ */
 
-enum { FO_LINEAR = 0, FO_RELU = 1, FO_SIGMOID = 2, FO_TANH = 3, FO_N_ACT = 4 };
+/* activation codes (Keras 3 names); the first four keep their values */
+enum {
+    FO_LINEAR = 0,
+    FO_RELU = 1,
+    FO_SIGMOID = 2,
+    FO_TANH = 3,
+    FO_SOFTMAX = 4,       /* row-wise over the last axis */
+    FO_LEAKY_RELU = 5,    /* param: negative_slope in [0, 1] (Keras default 0.2) */
+    FO_ELU = 6,           /* param: alpha >= 0 (default 1.0) */
+    FO_GELU = 7,          /* exact: 0.5 z (1 + erf(z / sqrt 2)), as 0.5 z erfc(-z / sqrt 2) */
+    FO_GELU_TANH = 8,     /* Keras' approximate=True: 0.5 z (1 + tanh u), as z sigmoid(2u) */
+    FO_SILU = 9,          /* z sigmoid(z), Keras' swish */
+    FO_SOFTPLUS = 10,     /* log(1 + exp z) */
+    FO_SOFTSIGN = 11,     /* z / (1 + |z|) */
+    FO_HARD_SIGMOID = 12, /* Keras 3: relu6(z + 3) / 6 */
+    FO_EXPONENTIAL = 13,  /* exp z */
+    FO_N_ACT = 14
+};
+
+/* 1 if the backward pass of `act` reads the pre-activation z (gelu, gelu_tanh,
+ * silu, softsign: more precise than from the output);
+ * the others are differentiated from their output a = act(z) */
+int fo_act_needs_z(int act);
+/* Keras' default parameter of `act` (leaky_relu 0.2, elu 1.0; 0 for the rest) */
+double fo_act_default_param(int act);
+/* 1 if `param` is valid for `act` (leaky_relu: [0, 1]; elu: finite >= 0; others: any) */
+int fo_act_param_ok(int act, double param);
 
 /* products with at least this many multiply-adds (M*N*K) go to BLAS */
 extern size_t fo_blas_threshold;
@@ -209,6 +235,126 @@ FO_DECLARE_TRAIN(double, f64)
                             size_t d, double lr, size_t iters);
 FO_DECLARE_LINEAR(float, f32)
 FO_DECLARE_LINEAR(double, f64)
+
+/* ------------------------------------------------------------------ */
+/* activations, losses, metrics and dropout (loss.c, dense.c)          */
+/* ------------------------------------------------------------------ */
+
+/* loss codes (Keras 3 names) and reductions (Keras' `reduction`) */
+enum {
+    FO_LOSS_MSE = 0,      /* mean_squared_error */
+    FO_LOSS_MAE = 1,      /* mean_absolute_error */
+    FO_LOSS_HUBER = 2,    /* huber (delta) */
+    FO_LOSS_LOG_COSH = 3, /* log_cosh */
+    FO_LOSS_BCE = 4,      /* binary_crossentropy (from_logits, label_smoothing) */
+    FO_LOSS_CCE = 5,      /* categorical_crossentropy (from_logits, label_smoothing) */
+    FO_LOSS_SCCE = 6,     /* sparse_categorical_crossentropy (from_logits) */
+    FO_N_LOSS = 7
+};
+enum {
+    FO_REDUCE_SUM_OVER_BATCH_SIZE = 0, /* sum_b w_b l_b / B (also Keras' "mean") */
+    FO_REDUCE_SUM = 1,                 /* sum_b w_b l_b */
+    FO_REDUCE_MEAN_WITH_SAMPLE_WEIGHT = 2, /* sum_b w_b l_b / sum_b w_b (0 if that is 0) */
+    FO_REDUCE_NONE = 3,                /* per-sample w_b l_b; the gradient is that of their sum */
+    FO_N_REDUCE = 4
+};
+
+/* Keras' backend.epsilon(): probabilities are clipped to [eps, 1 - eps] */
+#define FO_LOSS_EPSILON 1e-7
+
+/* A loss as the training loop reads it.  l_b, the loss of row b of a (B, C)
+ * prediction, is the mean over the C outputs of the elementwise loss (MSE,
+ * MAE, Huber, log_cosh, BCE) or the cross-entropy of the row (CCE, SCCE). */
+typedef struct {
+    int kind;               /* FO_LOSS_* */
+    int reduction;          /* FO_REDUCE_* */
+    int from_logits;        /* BCE, CCE, SCCE: pred holds logits */
+    double label_smoothing; /* BCE: y (1 - ls) + ls / 2; CCE: y (1 - ls) + ls / C */
+    double delta;           /* Huber: quadratic for |e| <= delta, linear beyond */
+} fo_loss_spec;
+
+/* 1 if the last activation `act` followed by loss `s` is computed from the
+ * logits as one stable function (sigmoid + BCE, softmax + CCE/SCCE, both with
+ * from_logits == 0), so the loop skips the activation's backward pass */
+int fo_loss_fuses(const fo_loss_spec *s, int act);
+
+/* metric codes (Keras 3 names) for the per-batch sums of fo_metrics_update */
+enum {
+    FO_METRIC_MSE = 0,                  /* acc: [sum w_b mean_c e^2, sum w_b] */
+    FO_METRIC_MAE = 1,                  /* [sum w_b mean_c |e|, sum w_b] */
+    FO_METRIC_RMSE = 2,                 /* as MSE; the result is the square root */
+    FO_METRIC_ACCURACY = 3,             /* [sum w_b mean_c [y == p], sum w_b] */
+    FO_METRIC_BINARY_ACCURACY = 4,      /* [sum w_b mean_c [y == (p > threshold)], sum w_b] */
+    FO_METRIC_CATEGORICAL_ACCURACY = 5, /* [sum w_b [argmax y == argmax p], sum w_b] */
+    FO_METRIC_SPARSE_CATEGORICAL_ACCURACY = 6, /* [sum w_b [y_b == argmax p], sum w_b] */
+    FO_METRIC_TOP_K_CATEGORICAL_ACCURACY = 7,  /* [sum w_b [argmax y in top k of p], sum w_b] */
+    FO_METRIC_R2 = 8, /* per output c: sum w y, sum w y^2, sum w e^2, sum w; then #rows with w != 0 */
+    FO_N_METRIC = 9
+};
+
+typedef struct {
+    int kind;         /* FO_METRIC_* */
+    double threshold; /* binary_accuracy */
+    size_t k;         /* top_k_categorical_accuracy */
+} fo_metric_spec;
+
+/* doubles of accumulator a metric needs for C outputs (2, or 4 C + 1 for r2) */
+size_t fo_metric_acc_size(const fo_metric_spec *m, size_t C);
+
+#define FO_DECLARE_LOSS(T, S)                                                                \
+    /* a (rows, cols) = act(z), elementwise, or row-wise for softmax; a may be z */         \
+    void fo_act_forward_##S(T *a, const T *z, size_t rows, size_t cols, int act,           \
+                            double param);                                                  \
+    /* dz = da * act'(z) (softmax: the row's Jacobian product a * (da - sum a da)),         \
+     * from the output a, and z where fo_act_needs_z; dz may be da */                      \
+    void fo_act_backward_##S(T *dz, const T *da, const T *z, const T *a, size_t rows,      \
+                             size_t cols, int act, double param);                           \
+    /* fo_dense_forward with the pre-activation kept in z (B,OUT) when z != NULL */          \
+    void fo_dense_forward_ex_##S(T *out, T *z, const T *x, const T *kernel, const T *bias, \
+                                 size_t B, size_t IN, size_t OUT, int act, double param);   \
+    /* fo_dense_backward reading z (may be NULL unless fo_act_needs_z(act)) */              \
+    void fo_dense_backward_ex_##S(T *dx, T *dkernel, T *dbias, T *dout, const T *x,        \
+                                  const T *kernel, const T *z, const T *out, size_t B,      \
+                                  size_t IN, size_t OUT, int act, double param);            \
+    /* The loss of one batch and its gradient in one pass.  pred (B,C); y (B,C), or (B)     \
+     * class indices (held as T) for SCCE; w (B) sample weights, NULL for all 1.            \
+     * Returns the reduced loss (spec->reduction; none: the sum).  dpred (B,C), unless      \
+     * NULL, receives d loss / d pred; values (B), unless NULL, receives w_b l_b.           \
+     * SCCE labels must be valid (fo_loss_check_targets): a row whose label is not gives    \
+     * a NaN loss and a NaN gradient row, never an out-of-range read. */                   \
+    double fo_loss_##S(T *dpred, T *values, const T *pred, const T *y, const T *w,         \
+                       size_t B, size_t C, const fo_loss_spec *spec);                       \
+    /* The loss of act(z) and its gradient with respect to z, the last layer's             \
+     * pre-activation: the fused logits form where fo_loss_fuses(spec, act), otherwise      \
+     * the loss of a = act(z) followed by fo_act_backward.  dz (B,C) may be NULL;           \
+     * z is read only when fused or fo_act_needs_z(act). */                                \
+    double fo_act_loss_##S(T *dz, T *values, const T *z, const T *a, const T *y,           \
+                           const T *w, size_t B, size_t C, int act, double act_param,       \
+                           const fo_loss_spec *spec);                                       \
+    /* First row of y (B, cols) the loss cannot take, or B.  Always: SCCE labels are        \
+     * integers in [0, C) (cols == 1).  strict: CCE rows are >= 0 and sum to 1 (within      \
+     * 1e-3); BCE targets lie in [0, 1]. */                                                 \
+    size_t fo_loss_check_targets_##S(const T *y, size_t B, size_t cols, size_t C,          \
+                                     int kind, int strict);                                 \
+    /* First index of w (n) that is negative or not finite, or n */                         \
+    size_t fo_check_weights_##S(const T *w, size_t n);                                      \
+    /* Adds one batch to the accumulators of n_metrics metrics in one pass over the rows:   \
+     * metric i's fo_metric_acc_size doubles follow metric i-1's in acc.  pred (B,C);       \
+     * y (B, ycols): ycols == 1 (class indices) for sparse_categorical_accuracy, C for the   \
+     * others (a metric whose y this is not is left unchanged); w (B) or NULL. */           \
+    void fo_metrics_update_##S(double *acc, const fo_metric_spec *m, size_t n_metrics,     \
+                               const T *pred, const T *y, size_t ycols, const T *w,         \
+                               size_t B, size_t C);                                         \
+    /* Inverted dropout of x (B,F): mask (MR,MC), MR in {1, B}, MC in {1, F} (Keras'         \
+     * noise_shape), is drawn from rng: each entry 1 / (1 - rate) with probability          \
+     * 1 - rate, else 0 (rate 1: all 0); out = x * mask broadcast.  out may be x. */        \
+    void fo_dropout_forward_##S(T *out, T *mask, const T *x, size_t B, size_t F,           \
+                                size_t MR, size_t MC, double rate, fo_rng *rng);            \
+    /* dx (B,F) = dout * mask broadcast, the same mask; dx may be dout */                   \
+    void fo_dropout_backward_##S(T *dx, const T *dout, const T *mask, size_t B, size_t F,  \
+                                 size_t MR, size_t MC);
+FO_DECLARE_LOSS(float, f32)
+FO_DECLARE_LOSS(double, f64)
 
 /* ------------------------------------------------------------------ */
 /* loss surface of a model linear in two parameters (compare's paths)  */

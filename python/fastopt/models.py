@@ -10,9 +10,8 @@ callbacks, progress).
 """
 from __future__ import annotations
 
-import json
+import difflib
 import os
-import tempfile
 from typing import Any, Optional, Sequence, Union
 
 import numpy as np
@@ -22,10 +21,13 @@ from . import callbacks as _callbacks
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
-from ._checks import as_float_array, check_int, check_real
-from .layers import Dense
+from . import layers as _layers
+from . import saving as _saving
+from ._checks import as_float_array, check_int, check_real, keras_keywords
+from .layers import Dense, InputLayer
+from .saving import load_model  # noqa: F401  (fastopt.models.load_model, as before)
 
-__all__ = ["Sequential", "load_model"]
+__all__ = ["Sequential", "load_model", "clone_model"]
 
 _PREDICT_ROWS = 4096  # rows per C call in predict: bounds the workspace
 # when fit runs several epochs in one C call: at most this many steps, and about
@@ -46,14 +48,21 @@ class Sequential:
     initial weights and the shuffling reproducible bit for bit.
     """
 
+    @keras_keywords(keras_only=("trainable",))
     def __init__(self, layers: Optional[Sequence[Dense]] = None, dtype: str = "float32",
                  seed: Optional[int] = None, name: Optional[str] = None):
+        if isinstance(layers, _layers.Layer):  # Keras 3 too refuses one layer ("not iterable")
+            raise TypeError(f"Sequential takes a list of layers, got a single {type(layers).__name__}: "
+                            f"write Sequential([{type(layers).__name__}(...)])")
+        if layers is not None and (isinstance(layers, (str, bytes, dict)) or not hasattr(layers, "__iter__")):
+            raise TypeError(f"Sequential takes a list of layers, got {type(layers).__name__}")
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.seed = None if seed is None else check_int(seed, "seed", low=0)
         self.name = name or "sequential"
         self.layers: list[Dense] = []
+        self._input_layer: Optional[InputLayer] = None  # fo.Input((features,)), not among self.layers
         self.optimizer: Optional[_optimizers.Optimizer] = None
         self.loss: Optional[str] = None
         self.metrics_names: list[str] = []
@@ -67,24 +76,31 @@ class Sequential:
         _core.rng_seed(self._rng_state, int(seed_seq.generate_state(1, np.uint64)[0]))
         for layer in layers or ():
             self._append(layer)
-        if self.layers and self.layers[0].input_shape is not None:
-            self.build((None, self.layers[0].input_shape[0]))
+        width = self._declared_input_dim()
+        if self.layers and width is not None:
+            self.build((None, width))
 
     # -- structure --------------------------------------------------------------
     def add(self, layer: Dense) -> None:
-        """Append a layer; the model builds once the input width is known (the
-        first layer's ``input_shape``, or the first ``fit``)."""
+        """Append a layer; the model builds once the input width is known (an
+        ``fo.Input((features,))`` added first, the first layer's ``input_shape``,
+        or the first ``fit``)."""
         self._append(layer)
+        if isinstance(layer, InputLayer):
+            return
         if self.built:  # rebuild with one more layer, keeping the weights so far
             old = self.get_weights()
             self._params = None
             self.build((None, self._input_dim))
             for v, w in zip(self._variables, old):
                 v[...] = w
-        elif self.layers[0].input_shape is not None:
-            self.build((None, self.layers[0].input_shape[0]))
+        elif self._declared_input_dim() is not None:
+            self.build((None, self._declared_input_dim()))
 
     def _append(self, layer: Dense) -> None:
+        if isinstance(layer, InputLayer):
+            self._set_input_layer(layer)
+            return
         if not isinstance(layer, Dense):
             raise TypeError(f"Sequential takes Dense layers, got {type(layer).__name__}")
         if any(layer is l for l in self.layers):
@@ -92,9 +108,64 @@ class Sequential:
         if layer.built:
             raise ValueError(f"layer {layer.name!r} already belongs to a built model; its weights live "
                              "in that model's buffer, so make a new Dense layer")
+        if (not self.layers and self._input_layer is not None and layer._input_shape_arg is not None
+                and layer._input_shape_arg != self._input_layer.batch_shape[1:]):
+            raise ValueError(f"the model's Input has shape {self._input_layer.batch_shape[1:]} but the first "
+                             f"layer says input_shape={layer._input_shape_arg}")
+        names = {l.name for l in self.layers}
+        if layer.name in names:
+            raise ValueError(f"All layers added to a Sequential model should have unique names. Name "
+                             f"{layer.name!r} is already the name of a layer in this model. Update the "
+                             "`name` argument to pass a unique name.")
         if layer.name is None:
-            layer.name = "dense" if not self.layers else f"dense_{len(self.layers)}"
+            base = layer._default_name()
+            layer.name = next(n for n in (base if k == 0 else f"{base}_{k}" for k in range(len(names) + 1))
+                              if n not in names)
         self.layers.append(layer)
+
+    def _set_input_layer(self, layer: InputLayer) -> None:
+        """``fo.Input`` first in the model: its width (and dtype, which must be the model's)."""
+        if self._input_layer is not None:
+            raise ValueError(f"Sequential model {self.name!r} has already been configured to use input "
+                             f"shape {self._input_layer.batch_shape}. You cannot add a different Input layer to it.")
+        if self.layers:
+            raise ValueError("an Input must come first in a Sequential model, before its layers")
+        if layer.dtype is not None and np.dtype(layer.dtype) != self.dtype:
+            raise ValueError(f"Input has dtype {layer.dtype} but the model computes in {self.dtype.name}; "
+                             f"pass dtype={layer.dtype!r} to Sequential")
+        if layer.name is None:
+            layer.name = layer._default_name()
+        self._input_layer = layer
+
+    def _declared_input_dim(self) -> Optional[int]:
+        """The input width the model was given: by ``fo.Input`` or the first layer's ``input_shape``."""
+        if self._input_layer is not None:
+            return self._input_layer.batch_shape[-1]
+        if self.layers and self.layers[0]._input_shape_arg is not None:
+            return self.layers[0]._input_shape_arg[0]
+        return None
+
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Dense:
+        """A layer by ``name`` or by ``index`` in ``model.layers``, as Keras' ``get_layer``."""
+        if index is not None and name is not None:
+            raise ValueError(f"Provide only a layer name or a layer index. Received: index={index}, name={name}.")
+        if index is not None:
+            index = check_int(index, "index")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(self.layers)} layers.")
+            return self.layers[index]
+        if name is not None:
+            if not isinstance(name, str):
+                raise TypeError(f"name must be a string, got {type(name).__name__}")
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            names = [l.name for l in self.layers]
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"No such layer: {name}. Existing layers are: {names}.{hint}")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
 
     @property
     def built(self) -> bool:
@@ -167,27 +238,20 @@ class Sequential:
     def set_weights(self, weights: Sequence) -> None:
         """Copy ``weights`` (``get_weights()`` order and shapes) into the model."""
         self._require_built("set_weights")
-        if len(weights) != len(self._variables):
-            raise ValueError(f"set_weights: expected {len(self._variables)} arrays, got {len(weights)}")
-        staged = []
-        for i, (w, v) in enumerate(zip(weights, self._variables)):
-            a = as_float_array(w, f"weights[{i}]")
-            if a.shape != v.shape:
-                raise ValueError(f"weights[{i}] has shape {a.shape}, expected {v.shape}")
-            staged.append(a)
-        for a, v in zip(staged, self._variables):
-            v[...] = a
+        _layers.assign_weights(self._variables, weights, "set_weights")
 
     # -- training configuration ---------------------------------------------------
+    @keras_keywords(keras_only=("loss_weights", "weighted_metrics", "run_eagerly", "steps_per_execution",
+                                "jit_compile", "auto_scale_loss"))
     def compile(self, optimizer: Union[str, _optimizers.Optimizer] = "rmsprop",
                 loss: Any = "mean_squared_error", metrics: Optional[Sequence] = None) -> None:
         """Choose the optimizer (a name such as ``"adam"`` or an optimizer object),
         the loss (mean squared error) and the metrics (``"mse"``, ``"mae"`` and
         their long names)."""
         opt = _optimizers.get(optimizer)
-        loss_name = _losses.get(loss)
+        loss_name = _losses._training_loss_name(loss)
         names = list(metrics or [])
-        kinds = [_metrics.get(m) for m in names]
+        kinds = [_metrics._training_metric_kind(m) for m in names]
         self.optimizer, self.loss = opt, loss_name
         self.metrics_names = [m if isinstance(m, str) else m.__name__ for m in names]
         self._metric_kinds = kinds
@@ -279,19 +343,12 @@ class Sequential:
         out_units = self.layers[-1].units
         opt = self.optimizer
 
-        history = _callbacks.History()
-        history.params = {"epochs": epochs, "steps": steps, "verbose": verbose}
-        cbs = list(callbacks or [])
+        cbs = _callbacks.CallbackList(callbacks, add_history=True, add_progbar=bool(verbose), model=self,
+                                      epochs=epochs, steps=steps, verbose=verbose)
         # with nothing to run between epochs, many epochs go to C in one call
-        together = not cbs and val is None and not verbose
-        if verbose:
-            cbs.append(_callbacks.ProgressLogger(epochs))
-        cbs.append(history)
-        for cb in cbs:
-            cb.set_model(self)
+        together = not callbacks and val is None and not verbose
         self.stop_training = False
-        for cb in cbs:
-            cb.on_train_begin()
+        cbs.on_train_begin()
         epoch = initial_epoch
         while epoch < epochs and not self.stop_training:
             chunk = 1
@@ -300,8 +357,7 @@ class Sequential:
                             _WORK_PER_CALL // (n * self._params.size))
                 chunk = max(chunk, 1)
             for e in range(epoch, epoch + chunk):
-                for cb in cbs:
-                    cb.on_epoch_begin(e)
+                cbs.on_epoch_begin(e)
             lr = opt._learning_rates(steps * chunk)
             stats = np.empty((chunk, 4))
             done, *_ = _core.train_epoch(
@@ -313,12 +369,10 @@ class Sequential:
                 logs.update(self._metric_logs(sse, sae, n * out_units))
                 if val is not None:
                     logs.update({"val_" + k: v for k, v in self._evaluate_logs(*val).items()})
-                for cb in cbs:
-                    cb.on_epoch_end(e, logs)
+                cbs.on_epoch_end(e, logs)
             epoch += chunk
-        for cb in cbs:
-            cb.on_train_end()
-        return history
+        cbs.on_train_end()
+        return self.history
 
     def _metric_logs(self, sse: float, sae: float, count: int) -> dict[str, float]:
         return {name: (sse if kind == "se" else sae) / count
@@ -396,55 +450,67 @@ class Sequential:
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
-                "input_dim": self._input_dim if self.built else None,
+                "input_dim": self._input_dim if self.built else self._declared_input_dim(),
                 "layers": [l.get_config() for l in self.layers]}
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        """Weights, architecture and optimizer state in one ``.npz``, written
-        atomically (a temporary file renamed over ``path``)."""
-        self._require_built("save")
-        path = os.fspath(path)
-        meta = {"model": self.get_config(), "loss": self.loss, "metrics": self.metrics_names,
-                "optimizer": None if self.optimizer is None else _optimizers.serialize(self.optimizer),
-                "iterations": None if self.optimizer is None else self.optimizer.iterations}
-        arrays = {"params": self._params, "rng_state": self._rng_state,
-                  "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
-        for k, s in enumerate(self._slots):
-            if s is not None:
-                arrays[f"slot_{k}"] = s
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastopt-", suffix=".npz", dir=directory)
-        try:
-            # mkstemp makes the file private (0600): give it the mode open() would
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Sequential":
+        """The model a :meth:`get_config` result describes: the same layers and
+        input width, with weights fresh from the initializers (and the seed).
+        A layer entry may also be ``{"class_name": ..., "config": ...}``."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), (list, tuple)):
+            raise ValueError("config must be a dict with a 'layers' list (a Sequential.get_config() result)")
+        unknown = set(config) - {"name", "dtype", "seed", "input_dim", "layers"}
+        if unknown:
+            raise ValueError(f"unknown Sequential config keys {sorted(unknown)}")
+        layers = [_layers.deserialize(c) if "class_name" in c else Dense.from_config(c) for c in config["layers"]]
+        model = cls(layers, dtype=config.get("dtype", "float32"), seed=config.get("seed"), name=config.get("name"))
+        input_dim = config.get("input_dim")
+        if input_dim is not None and not model.built:
+            if model.layers:
+                model.build((None, input_dim))
+            else:
+                model._set_input_layer(InputLayer(shape=(input_dim,)))
+        return model
+
+    def save(self, path: Union[str, os.PathLike], overwrite: bool = True) -> None:
+        """Architecture, weights, optimizer state and step count in one ``.npz``
+        (``path`` ending in ``.npz`` or without a suffix; ``.keras`` and ``.h5``
+        are refused), written atomically: see :mod:`fastopt.saving`."""
+        _saving.save_model(self, path, overwrite=overwrite)
+
+    def save_weights(self, path: Union[str, os.PathLike], overwrite: bool = True) -> None:
+        """The weights alone (``get_weights()`` order) in one ``.npz``, written atomically."""
+        _saving.save_weights(self, path, overwrite=overwrite)
+
+    def load_weights(self, path: Union[str, os.PathLike]) -> None:
+        """Weights written by :meth:`save_weights`; checked whole (count, shapes,
+        dtype, finiteness) before any weight changes."""
+        _saving.load_weights(self, path)
+
+    def __reduce__(self):
+        # pickle and copy.deepcopy go through the file format, in memory: the
+        # weights, optimizer state, iterations and generators come back exactly
+        data = _saving.model_to_bytes(self)
+        if type(self) is Sequential:
+            return _saving.model_from_bytes, (data,)
+        return _saving.model_from_bytes, (data, type(self))
 
 
-def load_model(path: Union[str, os.PathLike]) -> Sequential:
-    """A model saved by ``Sequential.save``, with its optimizer state: training resumes exactly."""
-    with np.load(os.fspath(path), allow_pickle=False) as f:
-        meta = json.loads(f["meta"].tobytes().decode())
-        params = f["params"]
-        rng_state = f["rng_state"]
-        slots = [f[f"slot_{k}"] if f"slot_{k}" in f else None for k in range(3)]
-    cfg = meta["model"]
-    model = Sequential([Dense.from_config(c) for c in cfg["layers"]], dtype=cfg["dtype"],
-                       seed=cfg["seed"], name=cfg["name"])
-    if not model.built:
-        model.build((None, cfg["input_dim"]))
-    if meta["optimizer"] is not None:
-        model.compile(_optimizers.deserialize(meta["optimizer"]), meta["loss"], meta["metrics"])
-        model.optimizer.iterations = meta["iterations"]
-        for dst, src in zip(model._slots, slots):
-            if dst is not None:
-                dst[...] = src
-    model._params[...] = params
-    model._rng_state[...] = rng_state
-    return model
+def clone_model(model: Sequential, clone_function=None) -> Sequential:
+    """A new model with the same architecture, as Keras' ``clone_model``: new
+    layers from each layer's config, weights drawn afresh from their
+    initializers (with the model's ``seed``, so a seeded model clones to the
+    weights it started from), not compiled.  ``clone_function(layer)`` may
+    make each new layer instead."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"clone_model takes a Sequential model, got {type(model).__name__}")
+    if clone_function is not None and not callable(clone_function):
+        raise TypeError(f"clone_function must be callable, got {type(clone_function).__name__}")
+    make = clone_function or (lambda layer: type(layer).from_config(layer.get_config()))
+    inputs = [] if model._input_layer is None else [InputLayer.from_config(model._input_layer.get_config())]
+    clone = Sequential(inputs + [make(layer) for layer in model.layers], dtype=model.dtype.name,
+                       seed=model.seed, name=model.name)
+    if model.built and not clone.built:
+        clone.build((None, model._input_dim))
+    return clone

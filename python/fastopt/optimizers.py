@@ -33,6 +33,7 @@ from typing import Any, Callable, Iterable, Optional, Sequence, Union
 import numpy as np
 
 from . import _core
+from . import schedules  # noqa: F401  (fo.optimizers.schedules, as in Keras)
 from . import schedules as _schedules
 from ._checks import by_name, check_optional_positive, check_real, check_unit
 

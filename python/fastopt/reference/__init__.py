@@ -6,4 +6,5 @@ hyperparameters.
 """
 from .optim import *  # noqa: F401,F403  the optimizer updates
 from .nn import *  # noqa: F401,F403  dense layers, MSE, networks, training
+from .loss import *  # noqa: F401,F403  activations, losses, metrics, dropout
 from .surface import *  # noqa: F401,F403  the loss surface of a two-parameter least-squares model

@@ -125,29 +125,65 @@ def clip_gradients(grads, *, clipnorm=None, clipvalue=None, global_clipnorm=None
 
 # -- schedules -------------------------------------------------------------
 
-def _exponential(step, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+def _exponential(step, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
     p = step / decay_steps
     return initial_learning_rate * decay_rate ** (math.floor(p) if staircase else p)
 
 
-def _inverse_time(step, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+def _inverse_time(step, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
     p = step / decay_steps
     return initial_learning_rate / (1.0 + decay_rate * (math.floor(p) if staircase else p))
 
 
-def _piecewise(step, boundaries, values):
+def _piecewise(step, boundaries, values, name=None):
     for boundary, value in zip(boundaries, values):
         if step <= boundary:
             return value
     return values[-1]
 
 
-def _inverse_sqrt(step, initial_learning_rate, beta):
+def _inverse_sqrt(step, initial_learning_rate, beta, name=None):
     return initial_learning_rate / math.sqrt(1.0 + beta * step)
 
 
+def _polynomial(step, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0,
+                cycle=False, name=None):
+    if cycle:
+        decay_steps = decay_steps * (math.ceil(step / decay_steps) if step > 0 else 1)
+    else:
+        step = min(step, decay_steps)
+    return (initial_learning_rate - end_learning_rate) * (1 - step / decay_steps) ** power + end_learning_rate
+
+
+def _cosine_factor(fraction, alpha):
+    return (1 - alpha) * 0.5 * (1 + math.cos(math.pi * fraction)) + alpha
+
+
+def _cosine(step, initial_learning_rate, decay_steps, alpha=0.0, name=None, warmup_target=None,
+            warmup_steps=0):
+    if warmup_target is None:
+        return initial_learning_rate * _cosine_factor(min(step, decay_steps) / decay_steps, alpha)
+    if step < warmup_steps:
+        return initial_learning_rate + (warmup_target - initial_learning_rate) * step / warmup_steps
+    step = min(step - warmup_steps, decay_steps)
+    return warmup_target * _cosine_factor(step / decay_steps, alpha)
+
+
+def _cosine_restarts(step, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
+                     name=None):
+    # walk the periods one by one (Keras' closed form finds the period with a logarithm)
+    period, scale = first_decay_steps, 1.0
+    while step >= period:
+        step -= period
+        period *= t_mul
+        scale *= m_mul
+    return initial_learning_rate * ((1 - alpha) * scale * 0.5 * (1 + math.cos(math.pi * step / period)) + alpha)
+
+
 _SCHEDULES = {"ExponentialDecay": _exponential, "InverseTimeDecay": _inverse_time,
-              "PiecewiseConstantDecay": _piecewise, "InverseSqrtDecay": _inverse_sqrt}
+              "PiecewiseConstantDecay": _piecewise, "InverseSqrtDecay": _inverse_sqrt,
+              "PolynomialDecay": _polynomial, "CosineDecay": _cosine,
+              "CosineDecayRestarts": _cosine_restarts}
 
 
 def schedule_value(learning_rate, step):
