@@ -69,7 +69,7 @@ def test_lsq2_surface_at_an_exact_fit_is_zero_not_negative():
 
 def _surface_args():
     a = np.ones((5, 2))
-    return [np.empty((3, 4)), a, np.ones(5), np.zeros(4), np.zeros(3), (0.0, 0.0), (0.0, 0.0)]
+    return [np.full((3, 4), 7.0), a, np.ones(5), np.zeros(4), np.zeros(3), (0.0, 0.0), (0.0, 0.0)]
 
 
 @pytest.mark.parametrize("k, value, error, match", [
@@ -79,16 +79,15 @@ def _surface_args():
     (2, np.ones(5, np.float32), TypeError, "y must have dtype float64"),
     (3, np.zeros((2, 2)), ValueError, "p0 must be 1-d"),
     (4, np.array([0.0, np.nan, 1.0]), ValueError, "p1 contains NaN"),
-    (0, np.empty((4, 3)), ValueError, r"out must have shape \(3, 4\)"),
-    (0, np.empty((3, 4), np.float32), TypeError, "out must have dtype float64"),
-    (0, np.empty((3, 4)).T.copy().T, ValueError, "out must be C-contiguous"),
+    (0, np.full((4, 3), 7.0), ValueError, r"out must have shape \(3, 4\)"),
+    (0, np.full((3, 4), 7.0, np.float32), TypeError, "out must have dtype float64"),
+    (0, np.full((4, 3), 7.0).T, ValueError, "out must be C-contiguous"),
     (5, (-1.0, 0.0), ValueError, r"l1\[0\] must be finite and >= 0"),
     (6, (0.0, np.inf), ValueError, r"l2\[1\] must be finite and >= 0"),
     (1, np.array([[1.0, np.inf]] * 5), ValueError, "a or y contains NaN or inf"),
 ])
 def test_lsq2_surface_bad_input_changes_nothing(k, value, error, match):
     args = _surface_args()
-    args[0][...] = 7.0
     args[k] = value
     out = args[0]
     before = out.copy()

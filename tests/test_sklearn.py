@@ -119,7 +119,7 @@ def test_params_clone_and_bad_values():
     for params, error, match in [({"random_state": -1}, ValueError, "random_state must be >= 0"),
                                  ({"epochs": 0}, ValueError, "epochs must be >= 1"),
                                  ({"hidden_layer_sizes": (0,)}, ValueError, r"hidden_layer_sizes\[\] must be >= 1"),
-                                 ({"activation": "softmax"}, ValueError, "unknown activation"),
+                                 ({"activation": "no_such_activation"}, ValueError, "unknown activation"),
                                  ({"optimizer": "nadam"}, ValueError, "unknown optimizer")]:
         with pytest.raises(error, match=match):
             small(**params).fit(X, y)
