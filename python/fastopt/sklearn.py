@@ -18,8 +18,6 @@ does not have yet.
 """
 from __future__ import annotations
 
-import os
-import tempfile
 from typing import Any, Callable, Optional, Sequence, Union
 
 import numpy as np
@@ -30,7 +28,7 @@ from sklearn.utils.validation import check_is_fitted
 from . import optimizers as _optimizers
 from ._checks import check_int
 from .layers import Dense
-from .models import Sequential, load_model
+from .models import Sequential
 
 try:  # scikit-learn >= 1.6
     from sklearn.utils.validation import validate_data as _sk_validate_data
@@ -46,23 +44,6 @@ def _validate(estimator, X, y="no_validation", reset: bool = True, **check_param
     if _sk_validate_data is not None:
         return _sk_validate_data(estimator, X, y, reset=reset, **check_params)
     return estimator._validate_data(X, y, reset=reset, **check_params)
-
-
-def _model_to_bytes(model: Sequential) -> bytes:
-    """The model as ``save`` writes it (weights, optimizer state, RNG)."""
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "model.npz")
-        model.save(path)
-        with open(path, "rb") as f:
-            return f.read()
-
-
-def _model_from_bytes(data: bytes) -> Sequential:
-    with tempfile.TemporaryDirectory() as d:
-        path = os.path.join(d, "model.npz")
-        with open(path, "wb") as f:
-            f.write(data)
-        return load_model(path)
 
 
 class FastoptRegressor(RegressorMixin, BaseEstimator):
@@ -95,7 +76,7 @@ class FastoptRegressor(RegressorMixin, BaseEstimator):
     ``n_features_in_``.
 
     Float32 ``X`` trains a float32 model; anything else float64.  A fitted
-    estimator pickles (the model travels as ``Sequential.save`` writes it).
+    estimator pickles with its network, optimizer state and shuffling stream.
     """
 
     def __init__(self, hidden_layer_sizes: Sequence[int] = (100,), activation: str = "relu",
@@ -195,15 +176,3 @@ class FastoptRegressor(RegressorMixin, BaseEstimator):
     else:
         def _more_tags(self):
             return {"multioutput": True}
-
-    # -- pickling: the model as save() writes it ---------------------------------------------------
-    def __getstate__(self):
-        state = dict(super().__getstate__())
-        if state.get("model_") is not None:
-            state["model_"] = _model_to_bytes(state["model_"])
-        return state
-
-    def __setstate__(self, state):
-        if isinstance(state.get("model_"), bytes):
-            state = dict(state, model_=_model_from_bytes(state["model_"]))
-        super().__setstate__(state)
