@@ -10,6 +10,9 @@ SOURCES = ["csrc/module.c", "csrc/bind_checks.c", "csrc/bind_optim.c", "csrc/bin
            "csrc/bind_loss.c", "csrc/loss.c", "csrc/bind_bench.c", "csrc/bench.c"]
 HEADERS = ["csrc/fastopt.h", "csrc/binding.h", "csrc/optim_impl.h", "csrc/dense_impl.h", "csrc/train_impl.h",
            "csrc/linear_impl.h", "csrc/reduce_impl.h", "csrc/loss_impl.h"]
+# the loss surface under compare's parameter paths
+SOURCES += ["csrc/bind_surface.c", "csrc/surface.c"]
+HEADERS += ["csrc/surface_impl.h"]
 
 
 def blas_options():

@@ -83,5 +83,6 @@ extern PyMethodDef fo_net_methods[];    /* bind_net.c */
 extern PyMethodDef fo_linear_methods[]; /* bind_linear.c */
 extern PyMethodDef fo_loss_methods[];   /* bind_loss.c */
 extern PyMethodDef fo_bench_methods[];  /* bind_bench.c */
+extern PyMethodDef fo_surface_methods[]; /* bind_surface.c */
 
 #endif /* FASTOPT_BINDING_H */

@@ -447,4 +447,27 @@ size_t fo_metric_acc_size(const fo_metric_spec *m, size_t C);
 FO_DECLARE_LOSS(float, f32)
 FO_DECLARE_LOSS(double, f64)
 
+/* ------------------------------------------------------------------ */
+/* loss surface of a model linear in two parameters (compare's paths)  */
+/* ------------------------------------------------------------------ */
+
+/* loss(ref + d) = rr + 2 (h0 d0 + h1 d1) + d^T [g00 g01; g01 g11] d for
+ * loss(p) = mean_i (a_i . p - y_i)^2: G = A^T A / n, h = A^T r / n and
+ * rr = mean r^2 with the residuals r = A ref - y at the least-squares point ref */
+typedef struct {
+    double ref[2];
+    double g00, g01, g11, h0, h1, rr;
+} fo_lsq2;
+
+#define FO_DECLARE_SURFACE(T, S)                                                            \
+    /* st from a (n, 2) row-major and y (n), n >= 1, summed in double */                    \
+    void fo_lsq2_stats_##S(fo_lsq2 *st, const T *a, const T *y, size_t n);
+FO_DECLARE_SURFACE(float, f32)
+FO_DECLARE_SURFACE(double, f64)
+
+/* out (n1, n0): out[j * n0 + i] = the loss at p = (p0[i], p1[j]) plus the
+ * penalty l1[k] |p_k| + l2[k] p_k^2 of each parameter k; O(1) per point */
+void fo_lsq2_surface(double *out, const fo_lsq2 *st, const double *p0, size_t n0,
+                     const double *p1, size_t n1, const double l1[2], const double l2[2]);
+
 #endif /* FASTOPT_H */

@@ -908,9 +908,6 @@ _X = np.random.default_rng(1).standard_normal((6, 3)).astype(np.float32)
 _Y = _X[:, :1] * 2
 
 
-@known_bug("issue 9: a valid but unaligned array is refused by as_float_array (python/fastopt/_checks.py, "
-           "through _core.all_finite) with 'a must be C-contiguous and aligned', a message naming no argument; "
-           "it should be copied")
 @pytest.mark.parametrize("entry", ["predict", "fit", "compute_gradients", "evaluate", "gradient"])
 def test_unaligned_input_is_copied(entry):
     def run(x):

@@ -22,6 +22,7 @@ from . import (callbacks, initializers, layers, losses, metrics, model_selection
                regularizers, schedules)
 from . import activations  # noqa: E402
 from .articles import gradient, gradient_descent, linear_model, mse_loss  # noqa: E402
+from .compare import compare  # noqa: E402
 from .data import train_test_split  # noqa: E402
 from .layers import Dense, Input, InputLayer  # noqa: E402
 from .models import Sequential, clone_model, load_model  # noqa: E402
@@ -32,6 +33,14 @@ __all__ = [
     "Sequential", "Dense", "Input", "InputLayer", "load_model", "clone_model", "train_test_split",
     "linear_model", "mse_loss", "gradient", "gradient_descent",
     "optimizers", "schedules", "initializers", "regularizers", "callbacks", "losses", "metrics", "layers",
-    "model_selection", "activations", "DivergenceWarning",
+    "model_selection", "activations", "DivergenceWarning", "compare",
     "__version__",
 ]
+
+
+def __getattr__(name):
+    # fo.sklearn (the scikit-learn estimators) imports scikit-learn: only when asked for
+    if name == "sklearn":
+        import importlib
+        return importlib.import_module(".sklearn", __name__)
+    raise AttributeError(f"module 'fastopt' has no attribute {name!r}")

@@ -478,7 +478,26 @@ def run(repeats=3, out=print):
         if torch:
             torch.set_num_threads(threads)
     _table(rows, out)
+    compare_optimizers(out)
     return rows
+
+
+def compare_optimizers(out=print):
+    """``fo.compare``'s table on article 004's problem: the six optimizers of
+    articles 001 and 004, 1000 epochs each, from the same initial weights."""
+    from .compare import six_optimizers
+
+    rng = np.random.RandomState(0)
+    x = rng.randn(100, 1)
+    y = x * 0.5 + 3
+    t0 = time.perf_counter()
+    result = fo.compare(lambda seed: fo.Sequential([fo.Dense(1, input_shape=(1,))], seed=seed),
+                        six_optimizers(learning_rate=0.01), x, y, epochs=1000, batch_size="full")
+    seconds = time.perf_counter() - t0
+    out(f"\nfo.compare on article 004's problem: Dense(1), y = 0.5 x + 3, learning rate 0.01, 1000 epochs "
+        f"each (SGD: batches of 10), all in {seconds * 1e3:.0f} ms")
+    out(str(result.table()))
+    return result
 
 
 def _table(rows, out):

@@ -12,6 +12,13 @@ so a grid of a few dozen settings of a small network takes about a second::
         build, {"learning_rate": [1e-3, 1e-2, 1e-1], "batch_size": [16, 32, 64]},
         x_train, y_train, epochs=50, validation_split=0.2)
     search.best_params, search.best_score
+
+``executor=`` runs the settings at once: ``"threads"`` (one worker per CPU;
+``fit`` releases the GIL), a ``concurrent.futures.ProcessPoolExecutor``, or a
+Dask cluster's ``distributed.Client(...).get_executor()``.  One setting is one
+task; the scores are the same bit for bit as in the sequential search.  For
+processes and clusters ``build`` must be importable by reference (a
+module-level function, not a lambda).
 """
 from __future__ import annotations
 
@@ -20,6 +27,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
 
+from ._executors import Executor, check_executor, map_tasks
 from .data import train_test_split
 
 __all__ = ["grid_search", "SearchResult", "FIT_PARAMS"]
@@ -77,7 +85,7 @@ def _grid(param_grid: Mapping[str, Sequence]) -> list[dict]:
 def grid_search(build_model: Callable[..., Any], param_grid: Mapping[str, Sequence], x, y, *,
                 epochs: int = 10, batch_size: Optional[int] = 32, validation_split: float = 0.2,
                 validation_data: Optional[tuple] = None, monitor: str = "val_loss",
-                random_state: Optional[int] = 0) -> SearchResult:
+                random_state: Optional[int] = 0, executor: Executor = None) -> SearchResult:
     """Train one model per combination of ``param_grid`` and score it by ``monitor``
     at the last epoch (lower is better).
 
@@ -87,21 +95,41 @@ def grid_search(build_model: Callable[..., Any], param_grid: Mapping[str, Sequen
     defaults).  Without ``validation_data``, ``validation_split`` of the samples
     are held out once, with ``train_test_split(random_state=random_state)``, so
     every combination sees the same split.
+
+    ``executor``: ``None`` (one setting after another), ``"threads"`` or a
+    ``concurrent.futures.Executor``; see the module's docstring.
     """
     combos = _grid(param_grid)
+    check_executor(executor)
     if validation_data is None:
         if not 0 < validation_split < 1:
             raise ValueError(f"validation_split must be in (0, 1) without validation_data, got {validation_split}")
         x, x_val, y, y_val = train_test_split(x, y, test_size=validation_split, random_state=random_state)
         validation_data = (x_val, y_val)
-    search = SearchResult(monitor=monitor)
+    if len(validation_data) != 2:
+        raise ValueError("validation_data must be (x_val, y_val)")
+    tasks = []
     for params in combos:
         fit_args = {"epochs": epochs, "batch_size": batch_size}
         fit_args.update({k: v for k, v in params.items() if k in FIT_PARAMS})
-        model = build_model(**{k: v for k, v in params.items() if k not in FIT_PARAMS})
-        history = model.fit(x, y, validation_data=validation_data, verbose=0, **fit_args)
-        logs = {k: v[-1] for k, v in history.history.items() if v}
+        tasks.append((build_model, {k: v for k, v in params.items() if k not in FIT_PARAMS}, fit_args))
+    search = SearchResult(monitor=monitor)
+    for params, logs in zip(combos, map_tasks(_train_setting, tasks, (x, y, *validation_data), executor)):
         if monitor not in logs:
             raise ValueError(f"monitor {monitor!r} is not among the logs: {sorted(logs)}")
         search.results.append({"params": params, "score": float(logs[monitor]), "logs": logs})
     return search
+
+
+def _train_setting(task: tuple, x, y, x_val, y_val) -> dict:
+    """One setting of a grid (a task of ``map_tasks``): build, fit, the last epoch's
+    logs.  The validation logs are those ``fit(validation_data=...)`` gives for
+    its last epoch, from one ``evaluate`` after training: fit then runs all its
+    epochs in C without the GIL, instead of returning to Python to evaluate
+    after every epoch."""
+    build_model, model_params, fit_args = task
+    model = build_model(**model_params)
+    history = model.fit(x, y, verbose=0, **fit_args)
+    logs = {k: v[-1] for k, v in history.history.items() if v}
+    logs.update({"val_" + k: v for k, v in model.evaluate(x_val, y_val, return_dict=True).items()})
+    return logs
