@@ -27,6 +27,7 @@ exactly, a float64 gradient for a float32 variable is refused.
 from __future__ import annotations
 
 import math
+import threading
 import weakref
 from typing import Any, Callable, Iterable, Optional, Sequence, Union
 
@@ -94,9 +95,25 @@ class Optimizer:
         given = [n for n in ("clipnorm", "clipvalue", "global_clipnorm") if getattr(self, n) is not None]
         if len(given) > 1:
             raise ValueError(f"set at most one of clipnorm, clipvalue and global_clipnorm; got {given}")
-        self.iterations = 0
+        # the step count lives in an int64 array that the C training loop
+        # increments at each step it applies; ``iterations`` reads it
+        self._step = np.zeros(1, np.int64)
+        self._lock = threading.Lock()  # held around every C call that steps this optimizer
         # id(variable) -> (weak reference to the variable, slots)
         self._state: dict[int, tuple[weakref.ref, tuple]] = {}
+
+    @property
+    def iterations(self) -> int:
+        """The number of steps taken (Keras' ``optimizer.iterations``)."""
+        return int(self._step[0])
+
+    @iterations.setter
+    def iterations(self, value: int) -> None:
+        if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+            raise TypeError(f"iterations must be an integer, got {type(value).__name__}")
+        if not 0 <= value <= 2 ** 53:
+            raise ValueError(f"iterations must be in [0, 2**53], got {value}")
+        self._step[0] = value
 
     # -- hyperparameters ------------------------------------------------
     def _reconfigure(self, name: str, value: Any) -> None:
