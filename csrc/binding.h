@@ -55,5 +55,7 @@ extern PyMethodDef fo_optim_methods[];  /* bind_optim.c */
 extern PyMethodDef fo_dense_methods[];  /* bind_dense.c */
 extern PyMethodDef fo_net_methods[];    /* bind_net.c */
 extern PyMethodDef fo_linear_methods[]; /* bind_linear.c */
+/* bind_net.c: adds the types Network and Batches (and MAX_SLOTS) to the module */
+int fo_net_add_types(PyObject *module);
 
 #endif /* FASTOPT_BINDING_H */
