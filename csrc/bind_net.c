@@ -572,7 +572,8 @@ static int check_slots_used(NetObject *self, const fo_optim_hyper *h, PyArrayObj
 
 PyDoc_STRVAR(bind_doc,
              "bind(params, grads, optimizer, slots)\n\n"
-             "Train the flat params (n_params) with the optimizer: grads is the model's\n"
+             "Train the flat params (n_params) with the optimizer (None: forward, gradients\n"
+             "and evaluate only): grads is the model's\n"
              "flat gradient buffer, slots the optimizer's flat state (a tuple of MAX_SLOTS\n"
              "arrays or None).  The optimizer's _kind, _hyper, _step (int64[1], its\n"
              "iterations, counted here per step applied) and _lock are read from it.\n"
@@ -609,6 +610,12 @@ static PyObject *net_bind(NetObject *self, PyObject *args)
     }
     if (check_disjoint(arrs, names, n, n) < 0)
         return NULL;
+    if (opt == Py_None) { /* the parameters only: forward, gradients and evaluate */
+        unbind(self);
+        self->params = (PyArrayObject *)Py_NewRef(params);
+        self->grads = (PyArrayObject *)Py_NewRef(grads);
+        Py_RETURN_NONE;
+    }
     /* the optimizer: its kind, step array, lock and hyperparameters */
     PyObject *kind_o = PyObject_GetAttr(opt, str_kind);
     if (kind_o == NULL)
@@ -751,24 +758,22 @@ static int soft_flag(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at)
 }
 
 PyDoc_STRVAR(forward_doc, "forward(x, soft=False) -> out (n, units[-1])\n\n"
-                          "The network applied to x (n, units[0]) with the bound or given params.");
+                          "The network applied to x (n, units[0]) with the bound params.");
 
 static PyObject *net_forward_m(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 1 || nargs > 3) {
-        PyErr_SetString(PyExc_TypeError, "forward(x, soft=False, params=None)");
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "forward(x, soft=False)");
         return NULL;
     }
     const int soft = soft_flag(args, nargs, 1);
     if (soft < 0)
         return NULL;
     PyArrayObject *params = self->params;
-    if (nargs > 2 && args[2] != Py_None && !(params = flat_array(self, args[2], "params", 0)))
-        return NULL;
     if (params == NULL) {
         if (soft)
             Py_RETURN_NOTIMPLEMENTED;
-        PyErr_SetString(PyExc_ValueError, "forward: no params bound or given");
+        PyErr_SetString(PyExc_ValueError, "forward: no params bound");
         return NULL;
     }
     const fo_net *net = &self->net;
@@ -826,8 +831,8 @@ PyDoc_STRVAR(gradients_doc,
 
 static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 2 || nargs > 5) {
-        PyErr_SetString(PyExc_TypeError, "gradients(x, y, sample_weight=None, soft=False, params=None)");
+    if (nargs < 2 || nargs > 4) {
+        PyErr_SetString(PyExc_TypeError, "gradients(x, y, sample_weight=None, soft=False)");
         return NULL;
     }
     PyObject *argv[3] = {args[0], args[1], nargs > 2 ? args[2] : Py_None};
@@ -835,12 +840,10 @@ static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssiz
     if (soft < 0)
         return NULL;
     PyArrayObject *params = self->params;
-    if (nargs > 4 && args[4] != Py_None && !(params = flat_array(self, args[4], "params", 0)))
-        return NULL;
     if (params == NULL) {
         if (soft)
             Py_RETURN_NOTIMPLEMENTED;
-        PyErr_SetString(PyExc_ValueError, "gradients: no params bound or given");
+        PyErr_SetString(PyExc_ValueError, "gradients: no params bound");
         return NULL;
     }
     PyArrayObject *x, *y, *sw;
@@ -957,7 +960,7 @@ static PyObject *net_train_on_batch(NetObject *self, PyObject *const *args, Py_s
     const int soft = soft_flag(args, nargs, 4);
     if (soft < 0)
         return NULL;
-    if (self->params == NULL) {
+    if (self->opt == NULL) {
         if (soft)
             Py_RETURN_NOTIMPLEMENTED;
         PyErr_SetString(PyExc_ValueError, "train_on_batch: the network is not bound to an optimizer");
@@ -1086,7 +1089,7 @@ static PyObject *net_train(NetObject *self, PyObject *args)
     PyObject *lro, *stats_o;
     if (!PyArg_ParseTuple(args, "O!nOO", &BatchesType, &b, &n_steps, &lro, &stats_o))
         return NULL;
-    if (self->params == NULL) {
+    if (self->opt == NULL) {
         PyErr_SetString(PyExc_ValueError, "train: the network is not bound to an optimizer");
         return NULL;
     }
