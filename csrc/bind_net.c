@@ -37,9 +37,13 @@
 
 typedef struct {
     fo_ctl ctl;
-    PyThreadState *ts;
-    double next; /* when to check signals next (monotonic seconds) */
+    PyThreadState *ts; /* NULL: the GIL is held (work too small to release it) */
+    double next;       /* when to check signals next (monotonic seconds) */
 } py_ctl;
+
+/* below this many multiply-adds a kernel runs with the GIL held: releasing
+ * and taking it back would cost more than the work (NumPy does the same) */
+#define FO_GIL_WORK 4096.0
 
 static double monotonic(void)
 {
@@ -67,21 +71,26 @@ static int py_poll(fo_ctl *c)
     return err < 0;
 }
 
-/* release the GIL for kernels that poll through p->ctl */
-static void release_gil(py_ctl *p)
+/* release the GIL for kernels of about `work` multiply-adds that poll through p->ctl */
+static void release_gil(py_ctl *p, double work)
 {
     p->ctl.poll = py_poll;
     p->ctl.budget = (double)(1 << 20);
     p->ctl.spent = 0;
     p->ctl.stop = 0;
     p->next = 0; /* the first poll checks at once, then every 50 ms */
-    p->ts = PyEval_SaveThread();
+    p->ts = NULL;
+    if (work < FO_GIL_WORK)
+        p->ctl.budget = INFINITY; /* short: no polls, the GIL stays */
+    else
+        p->ts = PyEval_SaveThread();
 }
 
 /* take the GIL back: -1 (a signal handler's exception set) if the kernel stopped */
 static int take_gil(py_ctl *p)
 {
-    PyEval_RestoreThread(p->ts);
+    if (p->ts)
+        PyEval_RestoreThread(p->ts);
     return p->ctl.stop ? -1 : 0;
 }
 
@@ -247,12 +256,14 @@ static int weight_array(PyObject *o, int typenum, npy_intp n, int soft, PyArrayO
     return 1;
 }
 
-/* a learning rate: a float, or a float64 array of `count` entries (or 1 when
- * one_ok), each finite and >= 0.  Fills *one for a float. */
+/* learning rates: a number, or a float64 array of 1 or `count` entries, each
+ * finite and >= 0.  For a number, fills *one and returns Py_None. */
 static PyArrayObject *lr_array(PyObject *o, npy_intp count, double *one)
 {
-    if (PyFloat_Check(o)) {
-        *one = PyFloat_AS_DOUBLE(o);
+    if (!PyArray_Check(o)) { /* a number */
+        *one = PyFloat_AsDouble(o);
+        if (*one == -1.0 && PyErr_Occurred())
+            return NULL;
         if (!(*one >= 0) || isinf(*one)) {
             PyErr_Format(PyExc_ValueError, "the learning rate must be finite and >= 0, got %R", o);
             return NULL;
@@ -796,7 +807,7 @@ static PyObject *net_forward_m(NetObject *self, PyObject *const *args, Py_ssize_
         return NULL;
     }
     py_ctl p;
-    release_gil(&p);
+    release_gil(&p, (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
         fo_net_forward_f32(PyArray_DATA(out), PyArray_DATA(x), PyArray_DATA(params), net, n, work, &p.ctl);
     else
@@ -869,7 +880,7 @@ static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssiz
     double loss;
     const void *swp = sw ? PyArray_DATA(sw) : NULL;
     py_ctl p;
-    release_gil(&p);
+    release_gil(&p, 3.0 * (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
         loss = fo_net_gradients_f32(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), swp,
                                     PyArray_DATA(params), net, n, work, &st, &p.ctl);
@@ -930,7 +941,7 @@ static PyObject *net_evaluate_m(NetObject *self, PyObject *const *args, Py_ssize
     double loss;
     const void *swp = sw ? PyArray_DATA(sw) : NULL;
     py_ctl p;
-    release_gil(&p);
+    release_gil(&p, (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
         loss = fo_net_evaluate_f32(PyArray_DATA(x), PyArray_DATA(y), swp, PyArray_DATA(self->params),
                                    net, n, work, &st, &p.ctl);
@@ -1004,7 +1015,7 @@ static PyObject *net_train_on_batch(NetObject *self, PyObject *const *args, Py_s
     fo_stats st = {0, 0, 0, 0};
     fo_report rep;
     py_ctl p;
-    release_gil(&p);
+    release_gil(&p, 3.0 * (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
         rep = fo_net_train_f32(PyArray_DATA(self->params), PyArray_DATA(self->grads), &o, &d, net, 1,
                                work, &st, &self->tob_start, &p.ctl);
@@ -1016,7 +1027,21 @@ static PyObject *net_train_on_batch(NetObject *self, PyObject *const *args, Py_s
     release_lock(self);
     if (stopped < 0)
         return NULL;
-    return Py_BuildValue("(dddi)", rep.loss, st.sse, st.sae, rep.bad);
+    PyObject *res = PyTuple_New(4);
+    if (res == NULL)
+        return NULL;
+    PyObject *items[4] = {PyFloat_FromDouble(rep.loss), PyFloat_FromDouble(st.sse),
+                          PyFloat_FromDouble(st.sae), PyLong_FromLong(rep.bad)};
+    for (int i = 0; i < 4; i++) {
+        if (items[i] == NULL) {
+            for (int j = i; j < 4; j++)
+                Py_XDECREF(items[j]);
+            Py_DECREF(res);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(res, i, items[i]);
+    }
+    return res;
 }
 
 PyDoc_STRVAR(batches_doc,
@@ -1159,7 +1184,7 @@ static PyObject *net_train(NetObject *self, PyObject *args)
     d->rng = &rng;
     fo_report rep;
     py_ctl p;
-    release_gil(&p);
+    release_gil(&p, 3.0 * (double)n_steps * (double)d->batch * (double)self->net.n_params);
     if (self->typenum == NPY_FLOAT32)
         rep = fo_net_train_f32(PyArray_DATA(self->params), PyArray_DATA(self->grads), &o, d,
                                &self->net, (size_t)n_steps, work, per_epoch, &b->loss_start, &p.ctl);
@@ -1379,7 +1404,7 @@ static PyObject *py_net_forward(PyObject *self, PyObject *args)
     if (check_disjoint(arrs, names, 2, 4) < 0)
         return NULL;
     py_ctl p;
-    release_gil(&p);
+    release_gil(&p, (double)B * (double)net->n_params);
     if (na.typenum == NPY_FLOAT32)
         fo_net_forward_f32(PyArray_DATA(out), PyArray_DATA(x), PyArray_DATA(na.params), net, B,
                            PyArray_DATA(work), &p.ctl);
@@ -1425,7 +1450,7 @@ static PyObject *py_net_gradients(PyObject *self, PyObject *args)
         return NULL;
     fo_stats st = {0, 0, 0, 0};
     py_ctl p;
-    release_gil(&p);
+    release_gil(&p, 3.0 * (double)B * (double)net->n_params);
     if (na.typenum == NPY_FLOAT32)
         fo_net_gradients_f32(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), NULL,
                              PyArray_DATA(na.params), net, B, PyArray_DATA(work), &st, &p.ctl);
@@ -1562,7 +1587,7 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
                      PyArray_DATA(perm), &state, 0};
         double start = NAN;
         py_ctl p;
-        release_gil(&p);
+        release_gil(&p, 3.0 * (double)(steps * epochs) * (double)rows * (double)net->n_params);
         if (tn == NPY_FLOAT32)
             rep = fo_net_train_f32(PyArray_DATA(na.params), PyArray_DATA(g), &o, &d, net,
                                    (size_t)(steps * epochs), PyArray_DATA(work), per_epoch, &start, &p.ctl);

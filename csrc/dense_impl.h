@@ -17,6 +17,34 @@ FO_CLONES
 void FO_FN(fo_gemm_naive)(int ta, int tb, size_t M, size_t N, size_t K, T alpha,
                           const T *restrict A, const T *restrict B, T beta, T *restrict C)
 {
+    if (N == 1) {
+        /* one output column (a layer of one unit, or of one input): C (M) = alpha
+         * op(A) b + beta C, b = B's K elements, stored (K,1) or (1,K) alike */
+        if (ta && M > 1) {
+            for (size_t i = 0; i < M; i++)
+                C[i] = beta == 0 ? 0 : beta == 1 ? C[i] : beta * C[i];
+            for (size_t k = 0; k < K; k++) {
+                const T b = alpha * B[k];
+                const T *restrict a = A + k * M;
+                for (size_t i = 0; i < M; i++)
+                    C[i] += a[i] * b;
+            }
+            return;
+        }
+        if (K == 1) { /* an outer product: one input */
+            const T b = B[0];
+            for (size_t i = 0; i < M; i++) {
+                const T s = alpha * (A[i] * b);
+                C[i] = beta == 0 ? s : beta == 1 ? C[i] + s : beta * C[i] + s;
+            }
+            return;
+        }
+        for (size_t i = 0; i < M; i++) { /* A's row i (or, M == 1, A itself) dotted with b */
+            const T s = alpha * FO_FN(fo_dot8)(A + i * K, B, K);
+            C[i] = beta == 0 ? s : beta == 1 ? C[i] + s : beta * C[i] + s;
+        }
+        return;
+    }
     for (size_t i = 0; i < M; i++) {
         T *restrict c = C + i * N;
         if (beta == 0)
@@ -54,8 +82,11 @@ void FO_FN(fo_gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const
     if (M == 0 || N == 0)
         return;
 #ifdef FO_BLAS_GEMM
-    /* blasint is 32-bit: larger products stay on the C loop */
-    if (M * N * K >= fo_blas_threshold && M < INT32_MAX && N < INT32_MAX && K < INT32_MAX &&
+    /* blasint is 32-bit: larger products stay on the C loop.  A product with one
+     * output column stays there up to 4096 multiply-adds: OpenBLAS' small-matrix
+     * kernel has a fixed cost of a few hundred ns on those shapes */
+    const size_t threshold = N == 1 && fo_blas_threshold < 4096 ? 4096 : fo_blas_threshold;
+    if (M * N * K >= threshold && M < INT32_MAX && N < INT32_MAX && K < INT32_MAX &&
         K > 0) {
         FO_BLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
                      (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)(ta ? M : K), B,
@@ -91,7 +122,10 @@ FO_CLONES
 void FO_FN(fo_dense_forward)(T *out, const T *x, const T *kernel, const T *bias, size_t B,
                              size_t IN, size_t OUT, int act)
 {
-    if (bias)
+    if (bias && OUT == 1)
+        for (size_t b = 0; b < B; b++)
+            out[b] = bias[0];
+    else if (bias)
         for (size_t b = 0; b < B; b++)
             memcpy(out + b * OUT, bias, OUT * sizeof(T));
     FO_FN(fo_gemm)(0, 0, B, OUT, IN, 1, x, kernel, bias ? 1 : 0, out);
@@ -125,7 +159,9 @@ void FO_FN(fo_dense_backward)(T *dx, T *dkernel, T *dbias, T *dout, const T *x, 
     }
     /* dkernel (IN,OUT) = x^T (IN,B) @ dz (B,OUT) */
     FO_FN(fo_gemm)(1, 0, IN, OUT, B, 1, x, dout, 0, dkernel);
-    if (dbias) {
+    if (dbias && OUT == 1) {
+        dbias[0] = FO_FN(fo_sum8)(dout, B);
+    } else if (dbias) {
         T *restrict db = dbias;
         for (size_t j = 0; j < OUT; j++)
             db[j] = 0;

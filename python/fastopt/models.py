@@ -382,11 +382,12 @@ class Sequential:
         if _FAST_PATH and net is not None and sample_weight is None and class_weight is None:
             opt = self._bound_opt
             if opt is not None:
-                r = net.train_on_batch(x, y, None, opt._learning_rates(1), True)
+                lr = opt.learning_rate
+                r = net.train_on_batch(x, y, None, lr, True)
                 if r is not NotImplemented:
                     loss, sse, sae, bad = r
                     if bad or self._diverged:
-                        self._note_batch_divergence(bad, opt)
+                        self._note_batch_divergence(bad, opt, lr)
                     if not return_dict and not self.metrics_names:
                         return loss
                     return self._result(loss, sse, sae, y.size, return_dict)
@@ -395,18 +396,18 @@ class Sequential:
         if self._optimizer is not self._bound_opt:
             self._bind()
         opt = self._bound_opt
-        loss, sse, sae, bad = self._net.train_on_batch(x, y, sw, opt._learning_rates(1))
+        lr = opt.learning_rate
+        loss, sse, sae, bad = self._net.train_on_batch(x, y, sw, lr)
         if bad or self._diverged:
-            self._note_batch_divergence(bad, opt)
+            self._note_batch_divergence(bad, opt, lr)
         return self._result(loss, sse, sae, y.size, return_dict)
 
-    def _note_batch_divergence(self, bad: int, opt) -> None:
+    def _note_batch_divergence(self, bad: int, opt, lr) -> None:
         """train_on_batch warns when a step diverges, then not again until a sound step."""
         if bad and not self._diverged:
             warnings.warn(DivergenceWarning(
                 f"train_on_batch: {_DIVERGED[bad]} at step {opt.iterations} (learning_rate="
-                f"{float(opt._learning_rates(1)[0]):.6g}); try a smaller learning rate, or "
-                "dtype='float64'"), stacklevel=3)
+                f"{float(lr):.6g}); try a smaller learning rate, or dtype='float64'"), stacklevel=3)
         self._diverged = bool(bad)
 
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict: bool = False):
@@ -731,9 +732,14 @@ class _FitRun:
         finally:
             done = (self.opt.iterations - start) // self.steps
             history.epoch.extend(range(first, first + done))
-            logs = [self._epoch_logs(row, self.rows) for row in stats[:done].tolist()]
-            for key in logs[0] if logs else ():
-                history.history.setdefault(key, []).extend(l[key] for l in logs)
+            # the logs _epoch_logs makes, a column at a time
+            sums, rows = stats[:done], self.rows
+            columns = {"loss": sums[:, 0] / rows}
+            for name, kind in zip(self.model.metrics_names, self.model._metric_kinds):
+                columns[name] = sums[:, 1 if kind == "se" else 2] / (rows * self.outputs)
+            if done:
+                for key, values in columns.items():
+                    history.history.setdefault(key, []).extend(values.tolist())
 
     def epochs_watched(self, epochs: int, cbs: list, val, validation_freq) -> None:
         """One epoch per C call (one batch per call if a callback has batch hooks),
