@@ -21,7 +21,7 @@ reader of the articles would write, measured in this one process run.
 2. Article 004: ``Dense(1)`` on ``X = randn(100, 1)``, ``y = 0.5 X + 3``,
    1000 full-batch steps, plain gradient descent (SGD, lr 0.01) and Adam
    (lr 0.01), from the same initial weights:
-   * fastopt ``fit(X, y, batch_size=None, epochs=1000, verbose=0)`` (one C call
+   * fastopt ``fit(X, y, batch_size=len(X), epochs=1000, verbose=0)`` (one C call
      per epoch, Python between epochs);
    * fastopt in the article's GradientTape shape: a Python loop of
      ``loss, grads = model.compute_gradients(X, y)`` then
@@ -149,9 +149,9 @@ def fastopt_fit(X, y, steps, opt_name) -> Contender:
         state["m"], _ = fo_model(opt_name)
 
     def run():
-        h = state["m"].fit(X, y, batch_size=None, epochs=steps, verbose=0, shuffle=False)
+        h = state["m"].fit(X, y, batch_size=len(X), epochs=steps, verbose=0, shuffle=False)
         return h.history["loss"][-1]
-    return Contender(f"fastopt `fit(batch_size=None, epochs={steps})`", run, setup)
+    return Contender(f"fastopt `fit(batch_size=len(X), epochs={steps})`", run, setup)
 
 
 def fastopt_tape(X, y, steps, opt_name) -> Contender:

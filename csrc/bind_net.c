@@ -1161,9 +1161,15 @@ static PyObject *net_train(NetObject *self, PyObject *args)
     const size_t ws = workspace_size(&self->net, d->batch, "batch_size");
     if (ws == (size_t)-1)
         return NULL;
+    /* the kernel adds each step's sums to the rows in order, so an epoch split
+     * over several calls sums as it would in one */
     fo_stats *per_epoch = PyMem_Calloc(epochs ? (size_t)epochs : 1, sizeof(fo_stats));
     if (per_epoch == NULL)
         return PyErr_NoMemory();
+    for (npy_intp e = 0; e < epochs; e++) {
+        const double *row = (const double *)PyArray_GETPTR2(stats, e, 0);
+        per_epoch[e] = (fo_stats){.loss = row[0], .sse = row[1], .sae = row[2], .penalty = row[3]};
+    }
     fo_opt o;
     if (step_begin(self, &o, (size_t)n_steps) < 0) { /* the lock is held from here */
         PyMem_Free(per_epoch);
@@ -1199,10 +1205,10 @@ static PyObject *net_train(NetObject *self, PyObject *args)
     release_lock(self);
     for (npy_intp e = 0; e < epochs; e++) {
         double *row = (double *)PyArray_GETPTR2(stats, e, 0);
-        row[0] += per_epoch[e].loss;
-        row[1] += per_epoch[e].sse;
-        row[2] += per_epoch[e].sae;
-        row[3] += per_epoch[e].penalty;
+        row[0] = per_epoch[e].loss;
+        row[1] = per_epoch[e].sse;
+        row[2] = per_epoch[e].sae;
+        row[3] = per_epoch[e].penalty;
     }
     PyMem_Free(per_epoch);
     if (stopped < 0)

@@ -76,6 +76,40 @@ void FO_FN(fo_gemm_naive)(int ta, int tb, size_t M, size_t N, size_t K, T alpha,
     }
 }
 
+#ifdef FO_BLAS_GEMM
+/* one block of a product split by fo_gemm_partition: C's columns (or rows)
+ * [lo, hi), one single-threaded BLAS call */
+typedef struct {
+    int ta, tb, along_n;
+    size_t M, N, K, nb;
+    T alpha, beta;
+    const T *A, *B;
+    T *C;
+} FO_FN(fo_gemm_job);
+
+static void FO_FN(fo_gemm_block)(void *ctx, size_t b)
+{
+    const FO_FN(fo_gemm_job) *j = ctx;
+    const size_t extent = j->along_n ? j->N : j->M;
+    const size_t lo = b * extent / j->nb, hi = (b + 1) * extent / j->nb;
+    const T *A = j->A, *B = j->B;
+    T *C = j->C;
+    size_t M = j->M, N = j->N;
+    if (j->along_n) { /* columns lo..hi of op(B) and C */
+        B += j->tb ? lo * j->K : lo;
+        C += lo;
+        N = hi - lo;
+    } else { /* rows lo..hi of op(A) and C */
+        A += j->ta ? lo : lo * j->K;
+        C += lo * j->N;
+        M = hi - lo;
+    }
+    FO_BLAS_GEMM(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                 (blasint)M, (blasint)N, (blasint)j->K, j->alpha, A, (blasint)(j->ta ? j->M : j->K),
+                 B, (blasint)(j->tb ? j->K : j->N), j->beta, C, (blasint)j->N);
+}
+#endif
+
 void FO_FN(fo_gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                     const T *B, T beta, T *C)
 {
@@ -88,9 +122,19 @@ void FO_FN(fo_gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const
     const size_t threshold = N == 1 && fo_blas_threshold < 4096 ? 4096 : fo_blas_threshold;
     if (M * N * K >= threshold && M < INT32_MAX && N < INT32_MAX && K < INT32_MAX &&
         K > 0) {
-        FO_BLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                     (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)(ta ? M : K), B,
-                     (blasint)(tb ? K : N), beta, C, (blasint)N);
+        if (M * N * K < FO_BLAS_DIRECT) { /* OpenBLAS runs these on one thread */
+            FO_BLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                         (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)(ta ? M : K), B,
+                         (blasint)(tb ? K : N), beta, C, (blasint)N);
+            return;
+        }
+        /* larger ones might be threaded, and OpenBLAS' bits depend on its thread
+         * count: blocks fixed by the shape, each on one BLAS thread (parallel.c) */
+        FO_FN(fo_gemm_job) job = {ta, tb, 0, M, N, K, 0, alpha, beta, A, B, C};
+        job.nb = fo_gemm_partition(M, N, K, &job.along_n);
+        const int workers = fo_blas_one_thread_begin();
+        fo_parallel_for(job.nb, FO_FN(fo_gemm_block), &job, workers);
+        fo_blas_one_thread_end();
         return;
     }
 #endif

@@ -107,6 +107,23 @@ enum { FO_LINEAR = 0, FO_RELU = 1, FO_SIGMOID = 2, FO_TANH = 3, FO_N_ACT = 4 };
 
 /* products with at least this many multiply-adds (M*N*K) go to BLAS */
 extern size_t fo_blas_threshold;
+/* BLAS products of at least this many go through parallel.c: OpenBLAS on one
+ * thread, the work split along blocks fixed by the shape (smaller ones it never
+ * threads), so that no result depends on the BLAS thread count */
+#define FO_BLAS_DIRECT ((size_t)8192)
+
+/* parallel.c: fn(ctx, i) for i in [0, n), on up to `workers` threads (the caller's
+ * included); in order on one thread when the pool is busy or workers <= 1 */
+typedef void (*fo_task_fn)(void *ctx, size_t i);
+void fo_parallel_for(size_t n, fo_task_fn fn, void *ctx, int workers);
+/* OpenBLAS on one thread until the matching end (nested calls count); returns
+ * the threads it was allowed before (threadpoolctl, OPENBLAS_NUM_THREADS) */
+int fo_blas_one_thread_begin(void);
+void fo_blas_one_thread_end(void);
+/* the blocks of a product C (M,N) = op(A) (M,K) op(B) (K,N): along N when N >= M,
+ * else along M, at least 256 columns (rows) and 2^20 multiply-adds each, at most
+ * 8; a function of the shape alone.  *along_n tells which way. */
+size_t fo_gemm_partition(size_t M, size_t N, size_t K, int *along_n);
 
 #define FO_DECLARE_DENSE(T, S)                                                              \
     /* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major, op = transpose if ta/tb */    \

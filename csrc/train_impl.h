@@ -289,7 +289,9 @@ fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, c
     const T *X = data->x, *Y = data->y, *SW = data->sw;
     size_t e = 0;
     for (size_t s = 0; s < n_steps; s++) {
+        fo_rng before; /* the generator before an epoch's shuffle, for a step not taken */
         if (data->pos == 0 && data->shuffle) {
+            before = *data->rng;
             for (size_t i = 0; i < data->n; i++)
                 data->perm[i] = (int64_t)i;
             fo_shuffle(data->perm, data->n, data->rng);
@@ -306,8 +308,11 @@ fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, c
             stopped = FO_FN(fo_batch_gradients)(&loss, grads, X + start * IN, Y + start * OUT,
                                                 SW ? SW + start : NULL, NULL, params, net, B, &w,
                                                 &st, ctl);
-        if (stopped < 0)
-            break; /* in the middle of a batch: this step is not taken */
+        if (stopped < 0) { /* in the middle of a batch: this step is not taken */
+            if (data->pos == 0 && data->shuffle)
+                *data->rng = before; /* nor its epoch's shuffle */
+            break;
+        }
         if (isnan(*loss_start))
             *loss_start = loss;
         if (rep.bad == FO_OK && (!isfinite(loss) || (*loss_start > 0 && loss > 1e6 * *loss_start))) {

@@ -60,7 +60,8 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     """x as a floating ndarray (converted once): numbers and bools become
     float64 (or ``dtype``); complex, object and string data are refused, and so
     are NaN and inf."""
-    if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous and x.dtype.isnative:
+    if type(x) is np.ndarray and x.dtype == dtype and x.flags.c_contiguous and x.flags.aligned and \
+            x.dtype.isnative:
         # nothing to convert (the common case in a training loop): only the check
         if not _core.all_finite(x):
             raise ValueError(f"{name} contains NaN or inf")
@@ -74,6 +75,8 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     if dtype is None:
         dtype = arr.dtype if arr.dtype.kind == "f" else np.float64
     arr = np.ascontiguousarray(arr, dtype=dtype)
+    if not arr.flags.aligned:  # unaligned input is copied, not refused
+        arr = arr.copy()
     if arr.dtype.kind == "f":
         native = arr.dtype in (np.float32, np.float64) and arr.dtype.isnative
         if not (_core.all_finite(arr) if native else np.isfinite(arr).all()):

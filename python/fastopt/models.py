@@ -42,8 +42,10 @@ __all__ = ["Sequential", "load_model"]
 # the per-step calls try C first with the arrays as given (tests set it to False
 # to force the thorough path; both must give the same bits)
 _FAST_PATH = True
-# a learning-rate schedule is evaluated for at most this many steps per C call
+# a learning-rate schedule is evaluated for at most this many steps per C call,
+# and a fit in bulk keeps the sums of at most this many epochs per call
 _STEPS_PER_CALL = 1 << 16
+_EPOCHS_PER_CALL = 1 << 12
 
 _DIVERGED = {1: "the loss became NaN or infinite",
              2: "the loss grew more than 1e6 times above its starting value",
@@ -718,28 +720,32 @@ class _FitRun:
         return self.model._logs(row[0] / rows, row[1], row[2], rows * self.outputs)
 
     def epochs_in_bulk(self, epochs: int, history) -> None:
-        """Every epoch in as few C calls as the schedule allows; History gets the
-        per-epoch values from the sums C filled (also the completed epochs of an
-        interrupted run)."""
-        first = self.epoch
-        count = epochs - first
-        if count <= 0:
+        """Every epoch in as few C calls as the schedule allows (up to
+        _EPOCHS_PER_CALL epochs each); History gets the per-epoch values from the
+        sums C filled (also the completed epochs of an interrupted run)."""
+        epoch = self.epoch
+        while epoch < epochs:
+            count = min(epochs - epoch, _EPOCHS_PER_CALL)
+            stats = np.zeros((count, 4))
+            start = self.opt.iterations
+            try:
+                self._train(count * self.steps, stats, epoch)
+            finally:
+                self._record(history, epoch, stats[:(self.opt.iterations - start) // self.steps])
+            epoch += count
+
+    def _record(self, history, first: int, sums: np.ndarray) -> None:
+        """History of the epochs from `first` on, from their sums: the logs
+        _epoch_logs makes, a column at a time."""
+        if not len(sums):
             return
-        stats = np.zeros((count, 4))
-        start = self.opt.iterations
-        try:
-            self._train(count * self.steps, stats, first)
-        finally:
-            done = (self.opt.iterations - start) // self.steps
-            history.epoch.extend(range(first, first + done))
-            # the logs _epoch_logs makes, a column at a time
-            sums, rows = stats[:done], self.rows
-            columns = {"loss": sums[:, 0] / rows}
-            for name, kind in zip(self.model.metrics_names, self.model._metric_kinds):
-                columns[name] = sums[:, 1 if kind == "se" else 2] / (rows * self.outputs)
-            if done:
-                for key, values in columns.items():
-                    history.history.setdefault(key, []).extend(values.tolist())
+        history.epoch.extend(range(first, first + len(sums)))
+        rows = self.rows
+        columns = {"loss": sums[:, 0] / rows}
+        for name, kind in zip(self.model.metrics_names, self.model._metric_kinds):
+            columns[name] = sums[:, 1 if kind == "se" else 2] / (rows * self.outputs)
+        for key, values in columns.items():
+            history.history.setdefault(key, []).extend(values.tolist())
 
     def epochs_watched(self, epochs: int, cbs: list, val, validation_freq) -> None:
         """One epoch per C call (one batch per call if a callback has batch hooks),
@@ -758,14 +764,14 @@ class _FitRun:
                         hook(step)
                     self._train(1, stats, epoch)
                     rows = min((step + 1) * batch_size, n)
-                    logs = self._epoch_logs(stats[0], rows)
+                    logs = self._epoch_logs(stats[0].tolist(), rows)
                     for hook in end:
                         hook(step, logs)
                     if model.stop_training:
                         break
             else:
                 self._train(self.steps, stats, epoch)
-            logs = self._epoch_logs(stats[0], rows)
+            logs = self._epoch_logs(stats[0].tolist(), rows)
             if val is not None and _should_validate(epoch, validation_freq):
                 loss, sse, sae = self.net.evaluate(*val)
                 logs.update({"val_" + k: v for k, v in model._logs(loss, sse, sae, val[1].size).items()})
