@@ -565,6 +565,28 @@ static PyObject *net_get_bound(NetObject *self, void *c)
     return PyBool_FromLong(self->params != NULL);
 }
 
+static PyObject *net_get_loss(NetObject *self, void *c)
+{
+    return PyLong_FromLong(self->net.loss);
+}
+
+static int net_set_loss(NetObject *self, PyObject *value, void *c)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the loss cannot be deleted");
+        return -1;
+    }
+    const long code = PyLong_AsLong(value);
+    if (code == -1 && PyErr_Occurred())
+        return -1;
+    if (code < 0 || code >= FO_N_LOSS) {
+        PyErr_Format(PyExc_ValueError, "unknown loss code %ld", code);
+        return -1;
+    }
+    self->net.loss = (int)code;
+    return 0;
+}
+
 /* the used slots of the optimizer's current hyperparameters are all there */
 static int check_slots_used(NetObject *self, const fo_optim_hyper *h, PyArrayObject *const slots[])
 {
@@ -1237,6 +1259,8 @@ static PyGetSetDef net_getset[] = {
     {"chunk_rows", (getter)net_get_chunk_rows, NULL, "rows a batch is run through the layers at a time",
      NULL},
     {"bound", (getter)net_get_bound, NULL, "whether bind() gave it buffers and an optimizer", NULL},
+    {"loss", (getter)net_get_loss, (setter)net_set_loss,
+     "the loss code (LOSS_MSE, ...) the batch loss and its gradient use", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject NetType = {
@@ -1325,6 +1349,8 @@ int fo_net_add_types(PyObject *module)
         return -1;
     if (PyModule_AddObjectRef(module, "Network", (PyObject *)&NetType) < 0 ||
         PyModule_AddObjectRef(module, "Batches", (PyObject *)&BatchesType) < 0)
+        return -1;
+    if (PyModule_AddIntConstant(module, "LOSS_MSE", FO_LOSS_MSE) < 0)
         return -1;
     return PyModule_AddIntConstant(module, "MAX_SLOTS", FO_MAX_SLOTS);
 }

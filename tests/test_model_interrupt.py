@@ -7,6 +7,7 @@ counted (a fresh model replaying that many steps gets the same bits).  Also:
 steps from several threads on one model are serialized by the optimizer's
 lock, and seeded results do not depend on the BLAS thread count."""
 import _thread
+import signal
 import threading
 import time
 
@@ -35,14 +36,18 @@ def small_model(units=(3, 4, 1), dtype="float64"):
     return model
 
 
-def interrupted(call, after=0.3):
-    """Run call() with a KeyboardInterrupt arriving `after` seconds in; returns
-    the seconds from the interrupt to the exception."""
+def interrupted(call, after=0.3, how="interrupt_main"):
+    """Run call() with a KeyboardInterrupt arriving `after` seconds in (Python's
+    interrupt_main, or a real SIGINT); returns the seconds from the interrupt
+    to the exception."""
     fired = []
 
     def fire():
         fired.append(time.monotonic())
-        _thread.interrupt_main()
+        if how == "interrupt_main":
+            _thread.interrupt_main()
+        else:
+            signal.raise_signal(signal.SIGINT)
 
     timer = threading.Timer(after, fire)
     timer.start()
@@ -68,12 +73,15 @@ def replay(model_fn, x, y, steps, batch_size):
     return fresh
 
 
-def test_interrupted_bulk_fit_stops_at_a_step_with_everything_counted():
+@pytest.mark.parametrize("how", ["interrupt_main", "SIGINT"])
+def test_interrupted_bulk_fit_stops_at_a_step_with_everything_counted(how):
+    if how == "SIGINT" and not hasattr(signal, "raise_signal"):
+        pytest.skip("no signal.raise_signal")
     rng = np.random.default_rng(0)
     x = rng.standard_normal((64, 3))
     y = x[:, :1] - x[:, 1:2]
     model = small_model()
-    latency = interrupted(lambda: model.fit(x, y, batch_size=8, epochs=10 ** 7, verbose=0))
+    latency = interrupted(lambda: model.fit(x, y, batch_size=8, epochs=10 ** 7, verbose=0), how=how)
     assert latency < 1.0
     steps = model.optimizer.iterations
     assert 0 < steps < 8 * 10 ** 7

@@ -8,8 +8,8 @@ parsed the layer spec once, holds the layout of every kernel and bias (the
 views come from it), the workspace, the bound buffers and optimizer and the
 shuffle generator.  ``fit`` runs many epochs per C call when nothing watches
 them (the shuffle, every mini-batch's forward pass, loss, backprop and update
-run there); with callbacks or validation, one call per epoch, or per batch
-when a callback has batch hooks.
+run there); with callbacks, validation or progress output, one call per epoch,
+or per batch when a callback has batch hooks.
 
 The per-step calls (``train_on_batch``, ``test_on_batch``, ``predict_on_batch``,
 ``compute_gradients``, ``predict``) hand arrays that already have the model's
@@ -47,6 +47,9 @@ _FAST_PATH = True
 _STEPS_PER_CALL = 1 << 16
 _EPOCHS_PER_CALL = 1 << 12
 
+# the C loss code of each loss name losses.get returns
+_LOSS_CODES = {"mean_squared_error": _core.LOSS_MSE}
+
 _DIVERGED = {1: "the loss became NaN or infinite",
              2: "the loss grew more than 1e6 times above its starting value",
              3: "the weights became NaN or infinite"}
@@ -66,10 +69,9 @@ def _hooks(cbs, name: str) -> list:
 
 
 def _check_verbose(verbose) -> int:
-    if verbose == "auto":
+    if isinstance(verbose, str) and verbose == "auto":
         return 1
-    if isinstance(verbose, (bool, np.bool_)) or not isinstance(verbose, numbers.Integral) or \
-            verbose not in (0, 1, 2):
+    if not isinstance(verbose, numbers.Integral) or verbose not in (0, 1, 2):
         raise ValueError(f"verbose must be 'auto', 0, 1 or 2, got {verbose!r}")
     return int(verbose)
 
@@ -205,6 +207,8 @@ class Sequential:
                 layer.bias = next(views)
                 layer.bias[...] = layer.bias_initializer((layer.units,), self.dtype, self._init_rng)
             fan_in = layer.units
+        if self.loss is not None:
+            net.loss = _LOSS_CODES[self.loss]
         self._net = net
         self._params = params
         self._variables = variables
@@ -272,9 +276,12 @@ class Sequential:
         loss_name = _losses.get(loss)
         names = list(metrics or [])
         kinds = [_metrics.get(m) for m in names]
+        code = _LOSS_CODES[loss_name]
         self.loss = loss_name
         self.metrics_names = [m if isinstance(m, str) else m.__name__ for m in names]
         self._metric_kinds = kinds
+        if self.built:
+            self._net.loss = code
         self.optimizer = opt
 
     def _require_compiled(self, what: str) -> None:
@@ -463,10 +470,14 @@ class Sequential:
         ``steps_per_epoch`` takes only the first batches of each shuffled epoch.
 
         Returns ``History`` with per-epoch ``loss``, metrics and ``val_*`` values.
-        Without callbacks, validation or progress output, all epochs run in C in
-        one call and the history is filled from its per-epoch sums.  A
-        ``DivergenceWarning`` names the first epoch whose loss or weights became
-        non-finite (or whose loss grew 1e6x).
+        Without callbacks, validation or progress output (``verbose=0``), the
+        epochs run in C a few thousand per call and the history is filled from
+        the per-epoch sums C keeps; otherwise one C call per epoch, or per batch
+        when a callback defines ``on_train_batch_begin``/``on_train_batch_end``.
+        A ``DivergenceWarning`` (once per call) names the first epoch whose loss
+        or weights became non-finite, or whose loss grew 1e6x.  Ctrl-C stops at a
+        step boundary: the weights, the optimizer's state and ``iterations``
+        agree, and History holds the epochs completed.
         """
         self._require_compiled("fit")
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", low=1)
@@ -482,12 +493,9 @@ class Sequential:
         cbs = list(callbacks or [])
         x = self._x(x)
         y = self._y(y, x.shape[0])
-        if class_weight is not None:
-            if sample_weight is not None:
-                raise ValueError("You cannot use `class_weight` and `sample_weight` at the same time")
-            sw = self._class_weight(class_weight, y)
-        else:
-            sw = self._sample_weight(sample_weight, x.shape[0])
+        if class_weight is not None and sample_weight is not None:
+            raise ValueError("You cannot use `class_weight` and `sample_weight` at the same time")
+        sw = self._sample_weight(sample_weight, x.shape[0])
         val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
@@ -505,6 +513,8 @@ class Sequential:
             val = (x[split:], y[split:], None if sw is None else sw[split:])
             x, y = np.ascontiguousarray(x[:split]), np.ascontiguousarray(y[:split])
             sw = None if sw is None else np.ascontiguousarray(sw[:split])
+        if class_weight is not None:  # Keras: the training samples only
+            sw = self._class_weight(class_weight, y)
         if not self.built:
             self.build(x.shape)
             x = self._x(x)
@@ -542,7 +552,7 @@ class Sequential:
         ``verbose="auto"`` prints nothing here: one C call has no progress to show)."""
         net = self._net
         if _FAST_PATH and net is not None and batch_size is None and steps is None and not callbacks \
-                and verbose == "auto":
+                and (verbose == "auto" or verbose == 0):
             out = net.forward(x, True)
             if out is not NotImplemented:
                 return out
