@@ -288,6 +288,15 @@ static PyArrayObject *lr_array(PyObject *o, npy_intp count, double *one)
     return lr;
 }
 
+/* "slots[k]", for messages (the GIL is held) */
+static const char *slot_name(int k)
+{
+    static char names[FO_MAX_SLOTS][24];
+    if (names[k][0] == 0)
+        snprintf(names[k], sizeof names[k], "slots[%d]", k);
+    return names[k];
+}
+
 static int rng_nonzero(PyArrayObject *rng)
 {
     const uint64_t *s = PyArray_DATA(rng);
@@ -628,18 +637,16 @@ static PyObject *net_bind(NetObject *self, PyObject *args)
     PyArrayObject *slots[FO_MAX_SLOTS];
     PyArrayObject *arrs[2 + FO_MAX_SLOTS] = {params, grads};
     const char *names[2 + FO_MAX_SLOTS] = {"params", "grads"};
-    static const char *slot_names[] = {"slots[0]", "slots[1]", "slots[2]", "slots[3]", "slots[4]",
-                                       "slots[5]", "slots[6]", "slots[7]"};
     int n = 2;
     for (int k = 0; k < FO_MAX_SLOTS; k++) {
         PyObject *s = PyTuple_GET_ITEM(slots_o, k);
         slots[k] = NULL;
         if (s == Py_None)
             continue;
-        if (!(slots[k] = flat_array(self, s, k < 8 ? slot_names[k] : "slots[k]", 1)))
+        if (!(slots[k] = flat_array(self, s, slot_name(k), 1)))
             return NULL;
         arrs[n] = slots[k];
-        names[n++] = k < 8 ? slot_names[k] : "slots[k]";
+        names[n++] = slot_name(k);
     }
     if (check_disjoint(arrs, names, n, n) < 0)
         return NULL;
@@ -760,12 +767,11 @@ static int inputs_disjoint(NetObject *self, PyArrayObject **in, const char **in_
 {
     PyArrayObject *arrs[2 + FO_MAX_SLOTS + 4] = {self->params, self->grads};
     const char *names[2 + FO_MAX_SLOTS + 4] = {"params", "grads"};
-    static const char *slot_names[] = {"slots[0]", "slots[1]", "slots[2]", "slots[3]"};
     int n = 2;
     for (int k = 0; k < FO_MAX_SLOTS; k++) {
         if (self->slots[k]) {
             arrs[n] = self->slots[k];
-            names[n++] = k < 4 ? slot_names[k] : "slots[k]";
+            names[n++] = slot_name(k);
         }
     }
     const int n_out = n;
@@ -862,30 +868,38 @@ PyDoc_STRVAR(gradients_doc,
              "The batch loss (sum_i w_i loss_i / n + penalties) and its gradients, read-only\n"
              "views (Keras order) of one new flat array.");
 
-static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* the arguments of gradients and evaluate, (x, y, sample_weight=None, soft=False):
+ * 1 with x, y, sw set, 0 when soft and the thorough path is needed, -1 on error */
+static int xy_arguments(NetObject *self, const char *what, PyObject *const *args, Py_ssize_t nargs,
+                        PyArrayObject **x, PyArrayObject **y, PyArrayObject **sw)
 {
     if (nargs < 2 || nargs > 4) {
-        PyErr_SetString(PyExc_TypeError, "gradients(x, y, sample_weight=None, soft=False)");
-        return NULL;
+        PyErr_Format(PyExc_TypeError, "%s(x, y, sample_weight=None, soft=False)", what);
+        return -1;
     }
     PyObject *argv[3] = {args[0], args[1], nargs > 2 ? args[2] : Py_None};
     const int soft = soft_flag(args, nargs, 3);
     if (soft < 0)
-        return NULL;
-    PyArrayObject *params = self->params;
-    if (params == NULL) {
+        return -1;
+    if (self->params == NULL) {
         if (soft)
-            Py_RETURN_NOTIMPLEMENTED;
-        PyErr_SetString(PyExc_ValueError, "gradients: no params bound");
-        return NULL;
+            return 0;
+        PyErr_Format(PyExc_ValueError, "%s: no params bound", what);
+        return -1;
     }
+    return batch_arrays(self, argv, soft, x, y, sw);
+}
+
+static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
     PyArrayObject *x, *y, *sw;
-    int r = batch_arrays(self, argv, soft, &x, &y, &sw);
+    const int r = xy_arguments(self, "gradients", args, nargs, &x, &y, &sw);
     if (r <= 0) {
         if (r == 0)
             Py_RETURN_NOTIMPLEMENTED;
         return NULL;
     }
+    PyArrayObject *params = self->params;
     const fo_net *net = &self->net;
     const npy_intp n = PyArray_DIM(x, 0), np_ = (npy_intp)net->n_params;
     const size_t ws = workspace_size(net, (size_t)n, "x");
@@ -931,22 +945,8 @@ PyDoc_STRVAR(evaluate_doc,
 
 static PyObject *net_evaluate_m(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs < 2 || nargs > 4) {
-        PyErr_SetString(PyExc_TypeError, "evaluate(x, y, sample_weight=None, soft=False)");
-        return NULL;
-    }
-    PyObject *argv[3] = {args[0], args[1], nargs > 2 ? args[2] : Py_None};
-    const int soft = soft_flag(args, nargs, 3);
-    if (soft < 0)
-        return NULL;
-    if (self->params == NULL) {
-        if (soft)
-            Py_RETURN_NOTIMPLEMENTED;
-        PyErr_SetString(PyExc_ValueError, "evaluate: no params bound");
-        return NULL;
-    }
     PyArrayObject *x, *y, *sw;
-    int r = batch_arrays(self, argv, soft, &x, &y, &sw);
+    const int r = xy_arguments(self, "evaluate", args, nargs, &x, &y, &sw);
     if (r <= 0) {
         if (r == 0)
             Py_RETURN_NOTIMPLEMENTED;
@@ -1569,7 +1569,6 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     fo_optim_slots_used(kind, &h, used);
     PyArrayObject *arrs[6 + FO_MAX_SLOTS + 3] = {na.params, g, perm, rng, work, stats};
     const char *names[6 + FO_MAX_SLOTS + 3] = {"params", "grads", "perm", "rng_state", "work", "stats"};
-    static const char *slot_names[] = {"slots[0]", "slots[1]", "slots[2]", "slots[3]"};
     fo_opt o = {kind, h, {NULL}, NULL, NULL, 0};
     if (PyTuple_GET_SIZE(slots_o) != FO_MAX_SLOTS) {
         PyErr_Format(PyExc_TypeError, "slots must be a %d-tuple", FO_MAX_SLOTS);
@@ -1579,7 +1578,7 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     for (int k = 0; k < FO_MAX_SLOTS; k++) {
         if (!used[k])
             continue;
-        const char *sn = k < 4 ? slot_names[k] : "slots[k]";
+        const char *sn = slot_name(k);
         PyArrayObject *s = exact_array(PyTuple_GET_ITEM(slots_o, k), sn, tn, 1, PyArray_SIZE(na.params));
         if (!s)
             return NULL;

@@ -189,6 +189,10 @@ typedef struct {
     double loss;     /* sum over batches of batch_loss * batch_rows */
 } fo_stats;
 
+/* adds a batch of B rows to st (errors: its error sums; loss: what its rows
+ * gave; penalty: the regularization) and returns its loss, loss + penalty */
+double fo_add_stats(fo_stats *st, const fo_stats *errors, double loss, double penalty, size_t B);
+
 /* Long work stops at a chunk or step boundary when poll says so: the kernels
  * add the multiply-adds they did to `spent` and call poll(ctl) each time it
  * passes `budget`.  poll returns nonzero to stop (it sets ctl->stop). */

@@ -45,6 +45,18 @@ int fo_net_layout(fo_net *net)
     return 0;
 }
 
+/* a batch of B rows into st: its error sums (errors), and its loss, the part
+ * the rows gave plus the penalty (both times B); returns that batch loss */
+double fo_add_stats(fo_stats *st, const fo_stats *errors, double loss, double penalty, size_t B)
+{
+    loss += penalty;
+    st->sse += errors->sse;
+    st->sae += errors->sae;
+    st->penalty += penalty * (double)B;
+    st->loss += loss * (double)B;
+    return loss;
+}
+
 size_t fo_net_workspace(const fo_net *net, size_t B)
 {
     const size_t R = B < net->chunk_rows ? B : net->chunk_rows;

@@ -206,13 +206,7 @@ static int FO_FN(fo_batch_gradients)(double *loss_out, T *grads, const T *x, con
     /* the last chunk's work counts toward the next poll (a stop it asks for
      * is seen by the caller, at the step boundary) */
     fo_ctl_tick(ctl, 3.0 * (double)(B % w->rows ? B % w->rows : w->rows) * (double)net->n_params);
-    const double penalty = FO_FN(fo_regularize)(grads, params, net);
-    loss += penalty;
-    st->sse += local.sse;
-    st->sae += local.sae;
-    st->penalty += penalty * (double)B;
-    st->loss += loss * (double)B;
-    *loss_out = loss;
+    *loss_out = fo_add_stats(st, &local, loss, FO_FN(fo_regularize)(grads, params, net), B);
     return 0;
 }
 
@@ -241,13 +235,7 @@ double FO_FN(fo_net_evaluate)(const T *x, const T *y, const T *sw, const T *para
         FO_FN(fo_forward_keep)(c.x, params, net, R, &w);
         loss += FO_FN(fo_loss)(net->loss, NULL, w.act[L - 1], c.y, c.sw, R, OUT, B, &local);
     }
-    const double penalty = FO_FN(fo_regularize)(NULL, params, net);
-    loss += penalty;
-    st->sse += local.sse;
-    st->sae += local.sae;
-    st->penalty += penalty * (double)B;
-    st->loss += loss * (double)B;
-    return loss;
+    return fo_add_stats(st, &local, loss, FO_FN(fo_regularize)(NULL, params, net), B);
 }
 
 /* the update buffers of elements [off, off + n) of the flat buffers */

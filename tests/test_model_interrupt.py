@@ -178,3 +178,26 @@ def test_seeded_fit_does_not_depend_on_the_blas_thread_count(shape):
     for g, h in zip(runs[0][2], runs[1][2]):
         np.testing.assert_array_equal(g, h)
     np.testing.assert_array_equal(runs[0][3], runs[1][3])
+
+
+@pytest.mark.parametrize("ta,tb", [(False, False), (True, False), (False, True), (True, True)])
+@pytest.mark.parametrize("shape", [(64, 1100, 40), (1100, 64, 40), (300, 300, 300)])
+def test_partitioned_products_match_numpy_for_any_thread_count(ta, tb, shape):
+    """Products OpenBLAS might thread run in blocks fixed by the shape (along N or M),
+    each on one BLAS thread: right, and the same bits whatever the thread count."""
+    threadpoolctl = pytest.importorskip("threadpoolctl")
+    from fastopt import _core
+    M, N, K = shape
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((K, M) if ta else (M, K))
+    b = rng.standard_normal((N, K) if tb else (K, N))
+    c0 = rng.standard_normal((M, N))
+    want = 1.5 * ((a.T if ta else a) @ (b.T if tb else b)) + 0.5 * c0
+    outs = []
+    for threads in (1, 2):
+        with threadpoolctl.threadpool_limits(threads, user_api="blas"):
+            c = c0.copy()
+            _core.gemm(ta, tb, 1.5, a, b, 0.5, c)
+            outs.append(c)
+    np.testing.assert_allclose(outs[0], want, rtol=1e-10, atol=1e-10)
+    np.testing.assert_array_equal(outs[0], outs[1])

@@ -557,14 +557,10 @@ class Sequential:
             if out is not NotImplemented:
                 return out
         self._require_built("predict")
-        batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", low=1)
-        verbose = 0 if verbose == "auto" else _check_verbose(verbose)
-        cbs = list(callbacks or [])
+        batch_size, verbose, cbs = self._inference_arguments(batch_size, verbose, callbacks)
         x = self._x(x)
         if steps is not None:
             x = x[:check_int(steps, "steps", low=1) * batch_size]
-        for cb in cbs:
-            cb.set_model(self)
         for hook in _hooks(cbs, "on_predict_begin"):
             hook()
         begin, end = _hooks(cbs, "on_predict_batch_begin"), _hooks(cbs, "on_predict_batch_end")
@@ -589,6 +585,16 @@ class Sequential:
     def __call__(self, x) -> np.ndarray:
         return self.predict(x)
 
+    def _inference_arguments(self, batch_size, verbose, callbacks) -> tuple[int, int, list]:
+        """predict's and evaluate's batch_size (None: 32), verbose ("auto": silent)
+        and callbacks (given this model)."""
+        batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", low=1)
+        verbose = 0 if isinstance(verbose, str) and verbose == "auto" else _check_verbose(verbose)
+        cbs = list(callbacks or [])
+        for cb in cbs:
+            cb.set_model(self)
+        return batch_size, verbose, cbs
+
     def evaluate(self, x=None, y=None, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto",
                  sample_weight=None, steps: Optional[int] = None,
                  callbacks: Optional[Sequence[_callbacks.Callback]] = None, return_dict: bool = False
@@ -600,9 +606,7 @@ class Sequential:
         prints nothing, 1 or 2 one line."""
         self._require_built("evaluate")
         self._require_compiled("evaluate")
-        batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", low=1)
-        verbose = 0 if verbose == "auto" else _check_verbose(verbose)
-        cbs = list(callbacks or [])
+        batch_size, verbose, cbs = self._inference_arguments(batch_size, verbose, callbacks)
         x = self._x(x)
         y = self._y(y, x.shape[0])
         sw = self._sample_weight(sample_weight, x.shape[0])
@@ -610,8 +614,6 @@ class Sequential:
             rows = check_int(steps, "steps", low=1) * batch_size
             x, y = x[:rows], y[:rows]
             sw = None if sw is None else sw[:rows]
-        for cb in cbs:
-            cb.set_model(self)
         for hook in _hooks(cbs, "on_test_begin"):
             hook()
         begin, end = _hooks(cbs, "on_test_batch_begin"), _hooks(cbs, "on_test_batch_end")
