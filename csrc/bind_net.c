@@ -711,23 +711,53 @@ static PyObject *net_unbind(NetObject *self, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static void release_lock(NetObject *self)
+/* What a stepping call uses, held until it ends: another thread may rebind
+ * the network (compile) while the kernel runs without the GIL. */
+typedef struct {
+    PyObject *obj[4 + FO_MAX_SLOTS];
+    int n;
+    PyObject *release; /* the optimizer lock's release (one of obj) */
+} held_refs;
+
+static void hold(held_refs *h, PyObject *o)
+{
+    if (o)
+        h->obj[h->n++] = Py_NewRef(o);
+}
+
+/* release the optimizer's lock and the references; an error already set wins */
+static void step_end(held_refs *h)
 {
     PyObject *et, *ev, *tb;
     PyErr_Fetch(&et, &ev, &tb);
-    PyObject *r = PyObject_CallNoArgs(self->lock_release);
-    if (r)
-        Py_DECREF(r);
-    if (et) /* the first error wins */
+    PyObject *r = PyObject_CallNoArgs(h->release);
+    Py_XDECREF(r);
+    if (et)
         PyErr_Restore(et, ev, tb);
+    for (int i = 0; i < h->n; i++)
+        Py_DECREF(h->obj[i]);
+    h->n = 0;
 }
 
-/* take the optimizer's lock and fill *o for n_steps steps; on failure the lock is not held */
-static int step_begin(NetObject *self, fo_opt *o, size_t n_steps)
+/* take the optimizer's lock and fill *o for n_steps steps, holding what the
+ * call uses; on failure nothing is held and the lock is released */
+static int step_begin(NetObject *self, fo_opt *o, size_t n_steps, held_refs *held)
 {
+    held->n = 0;
+    hold(held, self->lock_release);
+    held->release = self->lock_release;
+    hold(held, (PyObject *)self->params);
+    hold(held, (PyObject *)self->grads);
+    hold(held, (PyObject *)self->step);
+    for (int k = 0; k < FO_MAX_SLOTS; k++)
+        hold(held, (PyObject *)self->slots[k]);
     PyObject *r = PyObject_CallNoArgs(self->lock_acquire);
-    if (r == NULL)
+    if (r == NULL) {
+        for (int i = 0; i < held->n; i++)
+            Py_DECREF(held->obj[i]);
+        held->n = 0;
         return -1;
+    }
     Py_DECREF(r);
     PyObject *hyper_o = PyObject_GetAttr(self->opt, str_hyper);
     if (hyper_o == NULL)
@@ -757,7 +787,7 @@ static int step_begin(NetObject *self, fo_opt *o, size_t n_steps)
     o->step = PyArray_DATA(self->step);
     return 0;
 fail:
-    release_lock(self);
+    step_end(held);
     return -1;
 }
 
@@ -834,6 +864,7 @@ static PyObject *net_forward_m(NetObject *self, PyObject *const *args, Py_ssize_
         Py_XDECREF(out);
         return NULL;
     }
+    Py_INCREF(params); /* kept while the GIL is released: another thread may rebind */
     py_ctl p;
     release_gil(&p, (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
@@ -841,6 +872,7 @@ static PyObject *net_forward_m(NetObject *self, PyObject *const *args, Py_ssize_
     else
         fo_net_forward_f64(PyArray_DATA(out), PyArray_DATA(x), PyArray_DATA(params), net, n, work, &p.ctl);
     const int stopped = take_gil(&p);
+    Py_DECREF(params);
     work_give(self, work, owned);
     if (stopped < 0) {
         Py_DECREF(out);
@@ -915,6 +947,7 @@ static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssiz
     fo_stats st = {0, 0, 0, 0};
     double loss;
     const void *swp = sw ? PyArray_DATA(sw) : NULL;
+    Py_INCREF(params); /* kept while the GIL is released: another thread may rebind */
     py_ctl p;
     release_gil(&p, 3.0 * (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
@@ -924,6 +957,7 @@ static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssiz
         loss = fo_net_gradients_f64(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), swp,
                                     PyArray_DATA(params), net, n, work, &st, &p.ctl);
     const int stopped = take_gil(&p);
+    Py_DECREF(params);
     work_give(self, work, owned);
     if (stopped < 0) {
         Py_DECREF(g);
@@ -962,15 +996,17 @@ static PyObject *net_evaluate_m(NetObject *self, PyObject *const *args, Py_ssize
     fo_stats st = {0, 0, 0, 0};
     double loss;
     const void *swp = sw ? PyArray_DATA(sw) : NULL;
+    PyArrayObject *params = (PyArrayObject *)Py_NewRef(self->params); /* kept: see forward */
     py_ctl p;
     release_gil(&p, (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
-        loss = fo_net_evaluate_f32(PyArray_DATA(x), PyArray_DATA(y), swp, PyArray_DATA(self->params),
-                                   net, n, work, &st, &p.ctl);
+        loss = fo_net_evaluate_f32(PyArray_DATA(x), PyArray_DATA(y), swp, PyArray_DATA(params), net, n,
+                                   work, &st, &p.ctl);
     else
-        loss = fo_net_evaluate_f64(PyArray_DATA(x), PyArray_DATA(y), swp, PyArray_DATA(self->params),
-                                   net, n, work, &st, &p.ctl);
+        loss = fo_net_evaluate_f64(PyArray_DATA(x), PyArray_DATA(y), swp, PyArray_DATA(params), net, n,
+                                   work, &st, &p.ctl);
     const int stopped = take_gil(&p);
+    Py_DECREF(params);
     work_give(self, work, owned);
     if (stopped < 0)
         return NULL;
@@ -1022,14 +1058,16 @@ static PyObject *net_train_on_batch(NetObject *self, PyObject *const *args, Py_s
     if (ws == (size_t)-1)
         return NULL;
     fo_opt o;
-    if (step_begin(self, &o, 1) < 0) /* the lock is held from here */
+    held_refs held;
+    if (step_begin(self, &o, 1, &held) < 0) /* the lock is held from here */
         return NULL;
     o.lr = lrp;
     o.n_lr = 1;
+    PyArrayObject *params = self->params, *grads = self->grads;
     int owned;
     void *work = work_take(self, ws, &owned);
     if (work == NULL) {
-        release_lock(self);
+        step_end(&held);
         return NULL;
     }
     fo_data d = {PyArray_DATA(x), PyArray_DATA(y), sw ? PyArray_DATA(sw) : NULL, (size_t)n, (size_t)n,
@@ -1039,14 +1077,14 @@ static PyObject *net_train_on_batch(NetObject *self, PyObject *const *args, Py_s
     py_ctl p;
     release_gil(&p, 3.0 * (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
-        rep = fo_net_train_f32(PyArray_DATA(self->params), PyArray_DATA(self->grads), &o, &d, net, 1,
-                               work, &st, &self->tob_start, &p.ctl);
+        rep = fo_net_train_f32(PyArray_DATA(params), PyArray_DATA(grads), &o, &d, net, 1, work, &st,
+                               &self->tob_start, &p.ctl);
     else
-        rep = fo_net_train_f64(PyArray_DATA(self->params), PyArray_DATA(self->grads), &o, &d, net, 1,
-                               work, &st, &self->tob_start, &p.ctl);
+        rep = fo_net_train_f64(PyArray_DATA(params), PyArray_DATA(grads), &o, &d, net, 1, work, &st,
+                               &self->tob_start, &p.ctl);
     const int stopped = take_gil(&p);
     work_give(self, work, owned);
-    release_lock(self);
+    step_end(&held);
     if (stopped < 0)
         return NULL;
     PyObject *res = PyTuple_New(4);
@@ -1193,38 +1231,40 @@ static PyObject *net_train(NetObject *self, PyObject *args)
         per_epoch[e] = (fo_stats){.loss = row[0], .sse = row[1], .sae = row[2], .penalty = row[3]};
     }
     fo_opt o;
-    if (step_begin(self, &o, (size_t)n_steps) < 0) { /* the lock is held from here */
+    held_refs held;
+    if (step_begin(self, &o, (size_t)n_steps, &held) < 0) { /* the lock is held from here */
         PyMem_Free(per_epoch);
         return NULL;
     }
     o.lr = lrp;
     o.n_lr = (size_t)n_lr;
+    PyArrayObject *params = self->params, *grads = self->grads, *rng_a = self->rng;
     int owned;
     void *work = work_take(self, ws, &owned);
     if (work == NULL) {
-        release_lock(self);
+        step_end(&held);
         PyMem_Free(per_epoch);
         return NULL;
     }
     b->busy = 1;
     fo_rng rng;
-    memcpy(rng.s, PyArray_DATA(self->rng), sizeof rng.s);
+    memcpy(rng.s, PyArray_DATA(rng_a), sizeof rng.s);
     d->rng = &rng;
     fo_report rep;
     py_ctl p;
     release_gil(&p, 3.0 * (double)n_steps * (double)d->batch * (double)self->net.n_params);
     if (self->typenum == NPY_FLOAT32)
-        rep = fo_net_train_f32(PyArray_DATA(self->params), PyArray_DATA(self->grads), &o, d,
-                               &self->net, (size_t)n_steps, work, per_epoch, &b->loss_start, &p.ctl);
+        rep = fo_net_train_f32(PyArray_DATA(params), PyArray_DATA(grads), &o, d, &self->net,
+                               (size_t)n_steps, work, per_epoch, &b->loss_start, &p.ctl);
     else
-        rep = fo_net_train_f64(PyArray_DATA(self->params), PyArray_DATA(self->grads), &o, d,
-                               &self->net, (size_t)n_steps, work, per_epoch, &b->loss_start, &p.ctl);
+        rep = fo_net_train_f64(PyArray_DATA(params), PyArray_DATA(grads), &o, d, &self->net,
+                               (size_t)n_steps, work, per_epoch, &b->loss_start, &p.ctl);
     const int stopped = take_gil(&p);
     d->rng = NULL;
-    memcpy(PyArray_DATA(self->rng), rng.s, sizeof rng.s);
+    memcpy(PyArray_DATA(rng_a), rng.s, sizeof rng.s);
     b->busy = 0;
     work_give(self, work, owned);
-    release_lock(self);
+    step_end(&held);
     for (npy_intp e = 0; e < epochs; e++) {
         double *row = (double *)PyArray_GETPTR2(stats, e, 0);
         row[0] = per_epoch[e].loss;
