@@ -28,12 +28,16 @@
 
 #ifndef _WIN32
 #include <pthread.h>
+#include <signal.h>
 
 static pthread_mutex_t blas_mu = PTHREAD_MUTEX_INITIALIZER;
 static int blas_users = 0, blas_saved = 1;
+static pthread_once_t fork_once = PTHREAD_ONCE_INIT;
+static void register_fork_handler(void);
 
 int fo_blas_one_thread_begin(void)
 {
+    pthread_once(&fork_once, register_fork_handler);
     pthread_mutex_lock(&blas_mu);
     if (blas_users++ == 0) {
 #ifdef FO_HAVE_BLAS
@@ -104,7 +108,7 @@ static void *worker(void *arg)
     return NULL;
 }
 
-/* a forked child has none of the parent's workers */
+/* a forked child has none of the parent's workers, and no section of ours runs */
 static void pool_after_fork(void)
 {
     pthread_mutex_init(&pool_user, NULL);
@@ -117,8 +121,14 @@ static void pool_after_fork(void)
     blas_users = 0;
 }
 
+static void register_fork_handler(void)
+{
+    pthread_atfork(NULL, NULL, pool_after_fork);
+}
+
 void fo_parallel_for(size_t n, fo_task_fn fn, void *ctx, int workers)
 {
+    pthread_once(&fork_once, register_fork_handler);
     /* one thread, one task, or the pool busy with another caller's job: in order here */
     if (workers <= 1 || n <= 1 || pthread_mutex_trylock(&pool_user) != 0) {
         for (size_t i = 0; i < n; i++)
@@ -126,23 +136,23 @@ void fo_parallel_for(size_t n, fo_task_fn fn, void *ctx, int workers)
         return;
     }
     pthread_mutex_lock(&pool_mu);
-    if (pool_threads == 0) {
-        static int registered = 0;
-        if (!registered && pthread_atfork(NULL, NULL, pool_after_fork) == 0)
-            registered = 1;
-    }
     int helpers = workers - 1;
     if ((size_t)helpers > n - 1)
         helpers = (int)(n - 1);
     if (helpers > FO_MAX_WORKERS)
         helpers = FO_MAX_WORKERS;
     while (pool_threads < helpers) {
+        /* workers start with every signal blocked: signals go to the threads that handle them */
+        sigset_t all, old;
+        sigfillset(&all);
+        pthread_sigmask(SIG_BLOCK, &all, &old);
         pthread_t t;
         pthread_attr_t attr;
         pthread_attr_init(&attr);
         pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
         const int err = pthread_create(&t, &attr, worker, (void *)(intptr_t)pool_threads);
         pthread_attr_destroy(&attr);
+        pthread_sigmask(SIG_SETMASK, &old, NULL);
         if (err != 0)
             break; /* fewer helpers: the tasks still all run */
         pool_threads++;
