@@ -144,6 +144,8 @@ static int parse_net(PyObject *spec, fo_net *net)
             PyErr_Format(PyExc_ValueError, "unknown activation code %ld", a);
             return -1;
         }
+        if (check_act((int)a) < 0) /* one the training loop runs */
+            return -1;
         if (!(r1 >= 0) || !(r2 >= 0) || isinf(r1) || isinf(r2)) {
             PyErr_SetString(PyExc_ValueError, "spec: regularization factors must be finite and >= 0");
             return -1;
@@ -588,8 +590,9 @@ static int net_set_loss(NetObject *self, PyObject *value, void *c)
     const long code = PyLong_AsLong(value);
     if (code == -1 && PyErr_Occurred())
         return -1;
-    if (code < 0 || code >= FO_N_LOSS) {
-        PyErr_Format(PyExc_ValueError, "unknown loss code %ld", code);
+    if (code != FO_LOSS_MSE) { /* the losses the training loop computes */
+        PyErr_Format(PyExc_ValueError, "loss code %ld: the training loop computes mean_squared_error "
+                                       "(code %d) only so far", code, FO_LOSS_MSE);
         return -1;
     }
     self->net.loss = (int)code;
@@ -1390,9 +1393,7 @@ int fo_net_add_types(PyObject *module)
     if (PyModule_AddObjectRef(module, "Network", (PyObject *)&NetType) < 0 ||
         PyModule_AddObjectRef(module, "Batches", (PyObject *)&BatchesType) < 0)
         return -1;
-    if (PyModule_AddIntConstant(module, "LOSS_MSE", FO_LOSS_MSE) < 0)
-        return -1;
-    return PyModule_AddIntConstant(module, "MAX_SLOTS", FO_MAX_SLOTS);
+    return PyModule_AddIntConstant(module, "LOSS_MSE", FO_LOSS_MSE);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1610,16 +1611,15 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     PyArrayObject *arrs[6 + FO_MAX_SLOTS + 3] = {na.params, g, perm, rng, work, stats};
     const char *names[6 + FO_MAX_SLOTS + 3] = {"params", "grads", "perm", "rng_state", "work", "stats"};
     fo_opt o = {kind, h, {NULL}, NULL, NULL, 0};
-    if (PyTuple_GET_SIZE(slots_o) != FO_MAX_SLOTS) {
-        PyErr_Format(PyExc_TypeError, "slots must be a %d-tuple", FO_MAX_SLOTS);
+    PyObject *slot_items[FO_MAX_SLOTS];
+    if (parse_slot_tuple(slots_o, "slots", slot_items) < 0)
         return NULL;
-    }
     int na_ = 6;
     for (int k = 0; k < FO_MAX_SLOTS; k++) {
         if (!used[k])
             continue;
         const char *sn = slot_name(k);
-        PyArrayObject *s = exact_array(PyTuple_GET_ITEM(slots_o, k), sn, tn, 1, PyArray_SIZE(na.params));
+        PyArrayObject *s = exact_array(slot_items[k], sn, tn, 1, PyArray_SIZE(na.params));
         if (!s)
             return NULL;
         o.slot[k] = PyArray_DATA(s);

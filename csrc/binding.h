@@ -25,8 +25,12 @@
 
 /* ---- bind_checks.c: argument checks, each naming the argument it refuses ---- */
 
-/* numpy.shares_memory, for strided overlap (set by module init) */
+/* numpy.shares_memory, for strided overlap, and the numpy.exceptions.TooHardError
+ * it raises past its work bound (set by module init) */
 extern PyObject *np_shares_memory;
+extern PyObject *np_too_hard;
+/* the work bound of the overlap checks: elements sorted, or NumPy's max_work */
+#define FO_OVERLAP_MAX_WORK ((size_t)1 << 20)
 
 /* FO_F32 / FO_F64 for NPY_FLOAT32 / NPY_FLOAT64, else -1 */
 int dtype_code(int typenum);
@@ -41,21 +45,44 @@ PyArrayObject *exact_2d(PyObject *o, const char *name, int typenum, int writable
 int float_typenum(PyObject *o, const char *name);
 /* the byte range [lo, hi) an array's elements lie in */
 void extent(PyArrayObject *a, char **lo, char **hi);
-/* 1 if a and b share memory, 0 if not, -1 on error */
+/* 1 if a and b share memory, 0 if not, -2 if undecided within the work bound
+ * (treat as shared), -1 on error */
 int overlaps(PyArrayObject *a, PyArrayObject *b);
+/* 1 if two elements of an array with these dims/strides share a byte, 0 if
+ * not, -1 if undecided within max_work elements (exact, as NumPy's mem_overlap) */
+int fo_internal_overlap(int nd, const npy_intp *dims, const npy_intp *strides, npy_intp itemsize,
+                        size_t max_work);
 /* fail unless arrs[0..n_out) share no memory with any other of arrs[0..n) */
 int check_disjoint(PyArrayObject **arrs, const char **names, int n_out, int n);
+/* an activation code the training loop runs (not those that need z: fo_act_needs_z) */
 int check_act(int act);
-int check_kind(int kind);
-/* the optimizer's constant hyperparameters from the 12-tuple the Python layer caches */
+int check_kind(long long kind);
+/* a slot tuple of FO_KIND_SLOTS or FO_MAX_SLOTS entries into items (borrowed, None padded) */
+int parse_slot_tuple(PyObject *t, const char *name, PyObject *items[FO_MAX_SLOTS]);
+/* the optimizer's constant hyperparameters from the tuple the Python layer caches
+ * (Optimizer._hyper), every entry range-checked */
 int parse_hyper(PyObject *t, fo_optim_hyper *h);
+
+/* a code in [0, n) from a Python int, checked before any narrowing; TypeError/ValueError naming `name` */
+int parse_code(PyObject *o, const char *name, int n, int *code);
+/* a Python real number (not a bool) as double; TypeError naming `name` */
+int parse_real(PyObject *o, const char *name, double *v);
+/* 1 if v is finite, and still so when rounded to float32 for NPY_FLOAT32 */
+int finite_in_dtype(double v, int typenum);
+/* any activation code (FO_N_ACT) and its parameter: None (or NULL) gives Keras' default;
+ * ValueError naming `activation` or `act_param` */
+int parse_activation(PyObject *code_o, PyObject *param_o, int typenum, int *act, double *param);
+/* 0 if out is exactly in (same data, shape and strides: an in-place call) or shares no memory with it */
+int check_same_or_disjoint(PyArrayObject *out, const char *out_name, PyArrayObject *in,
+                           const char *in_name);
 
 /* ---- the method tables of each binding file, joined by module.c ---- */
 extern PyMethodDef fo_optim_methods[];  /* bind_optim.c */
 extern PyMethodDef fo_dense_methods[];  /* bind_dense.c */
 extern PyMethodDef fo_net_methods[];    /* bind_net.c */
 extern PyMethodDef fo_linear_methods[]; /* bind_linear.c */
-/* bind_net.c: adds the types Network and Batches (and MAX_SLOTS) to the module */
+extern PyMethodDef fo_loss_methods[];   /* bind_loss.c */
+/* bind_net.c: adds the types Network and Batches to the module */
 int fo_net_add_types(PyObject *module);
 
 #endif /* FASTOPT_BINDING_H */

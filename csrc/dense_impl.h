@@ -1,8 +1,9 @@
 /*
- * dense_impl.h - matrix products, the dense layer's forward and backward pass
- * and the MSE loss, written once and expanded per dtype by dense.c.
- * Needs T (element type), S (suffix), FO_EXP_FN, FO_TANH_FN and FO_BLAS_GEMM
- * (the cblas_?gemm of that dtype, or undefined for no BLAS).
+ * dense_impl.h - matrix products, activations, the dense layer's forward and
+ * backward pass and inverted dropout, written once and expanded per dtype by
+ * dense.c.  Needs T (element type), S (suffix), the math functions FO_EXP_FN,
+ * FO_EXPM1_FN, FO_LOG1P_FN, FO_TANH_FN, FO_ERFC_FN, FO_FABS_FN of that type, and
+ * FO_BLAS_GEMM (the cblas_?gemm of that dtype, or undefined for no BLAS).
  */
 #define FO_CAT_(a, b) a##_##b
 #define FO_CAT(a, b) FO_CAT_(a, b)
@@ -141,66 +142,241 @@ void FO_FN(fo_gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const
     FO_FN(fo_gemm_naive)(ta, tb, M, N, K, alpha, A, B, beta, C);
 }
 
-FO_INLINE void FO_FN(fo_activate)(T *restrict z, size_t n, int act)
+/* z rows of one softmax: a = exp(z - max) / sum, stable for any finite z */
+static void FO_FN(fo_softmax_rows)(T *a, const T *z, size_t rows, size_t cols)
 {
-    switch (act) {
-    case FO_RELU:
-        for (size_t i = 0; i < n; i++)
-            z[i] = z[i] < 0 ? 0 : z[i]; /* NaN stays NaN, as in torch and TF */
-        break;
-    case FO_SIGMOID:
-        for (size_t i = 0; i < n; i++)
-            z[i] = 1 / (1 + FO_EXP_FN(-z[i]));
-        break;
-    case FO_TANH:
-        for (size_t i = 0; i < n; i++)
-            z[i] = FO_TANH_FN(z[i]);
-        break;
-    default:
-        break;
+    for (size_t r = 0; r < rows; r++) {
+        const T *zr = z + r * cols;
+        T *ar = a + r * cols;
+        T m = zr[0];
+        for (size_t j = 1; j < cols; j++)
+            m = zr[j] > m ? zr[j] : m;
+        T sum = 0;
+        for (size_t j = 0; j < cols; j++) {
+            ar[j] = FO_EXP_FN(zr[j] - m); /* a may be z: zr[j] is not read again */
+            sum += ar[j];
+        }
+        for (size_t j = 0; j < cols; j++)
+            ar[j] /= sum;
     }
 }
 
-/* out (B,OUT) = act(x (B,IN) @ kernel (IN,OUT) + bias (OUT)) */
+/* gelu's tanh form: s = 0.5 (1 + tanh u) = sigmoid(2u) and sc = 1 - s, with
+ * u = sqrt(2/pi) (z + 0.044715 z^3), each computed without cancellation */
+FO_INLINE void FO_FN(fo_gelu_tanh_gate)(T x, T *s, T *sc)
+{
+    const T beta = (T)(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = (T)0.044715;
+    const T u2 = 2 * (beta * (x + kappa * (x * x * x)));
+    const T e = FO_EXP_FN(-FO_FABS_FN(u2)), r = 1 / (1 + e);
+    *s = u2 >= 0 ? r : e * r;
+    *sc = u2 >= 0 ? e * r : r;
+}
+
+/* a (rows, cols) = act(z); a may be z */
 FO_CLONES
+void FO_FN(fo_act_forward)(T *a, const T *z, size_t rows, size_t cols, int act, double param)
+{
+    const size_t n = rows * cols;
+    const T p = (T)param;
+    switch (act) {
+    case FO_RELU:
+        for (size_t i = 0; i < n; i++)
+            a[i] = z[i] < 0 ? 0 : z[i]; /* NaN stays NaN, as in torch and TF */
+        return;
+    case FO_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            a[i] = 1 / (1 + FO_EXP_FN(-z[i]));
+        return;
+    case FO_TANH:
+        for (size_t i = 0; i < n; i++)
+            a[i] = FO_TANH_FN(z[i]);
+        return;
+    case FO_SOFTMAX:
+        FO_FN(fo_softmax_rows)(a, z, rows, cols);
+        return;
+    case FO_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            a[i] = z[i] > 0 ? z[i] : p * z[i];
+        return;
+    case FO_ELU:
+        for (size_t i = 0; i < n; i++)
+            a[i] = z[i] > 0 ? z[i] : p * FO_EXPM1_FN(z[i]);
+        return;
+    case FO_GELU:
+        /* 0.5 (1 + erf(z / sqrt 2)) as 0.5 erfc(-z / sqrt 2): no cancellation for z < 0 */
+        for (size_t i = 0; i < n; i++)
+            a[i] = z[i] * ((T)0.5 * FO_ERFC_FN(-z[i] * (T)M_SQRT1_2));
+        return;
+    case FO_GELU_TANH:
+        /* 0.5 (1 + tanh u) = sigmoid(2u), computed without cancellation */
+        for (size_t i = 0; i < n; i++) {
+            T s, sc;
+            FO_FN(fo_gelu_tanh_gate)(z[i], &s, &sc);
+            a[i] = z[i] * s;
+        }
+        return;
+    case FO_SILU:
+        for (size_t i = 0; i < n; i++)
+            a[i] = z[i] / (1 + FO_EXP_FN(-z[i]));
+        return;
+    case FO_SOFTPLUS:
+        /* max(z, 0) + log1p(exp(-|z|)): no overflow for large z */
+        for (size_t i = 0; i < n; i++)
+            a[i] = (z[i] > 0 ? z[i] : 0) + FO_LOG1P_FN(FO_EXP_FN(-FO_FABS_FN(z[i])));
+        return;
+    case FO_SOFTSIGN:
+        for (size_t i = 0; i < n; i++)
+            a[i] = z[i] / (1 + FO_FABS_FN(z[i]));
+        return;
+    case FO_HARD_SIGMOID:
+        for (size_t i = 0; i < n; i++) {
+            T t = z[i] + 3;
+            t = t < 0 ? 0 : t;
+            a[i] = (t > 6 ? 6 : t) / 6;
+        }
+        return;
+    case FO_EXPONENTIAL:
+        for (size_t i = 0; i < n; i++)
+            a[i] = FO_EXP_FN(z[i]);
+        return;
+    default: /* linear */
+        if (a != z)
+            memcpy(a, z, n * sizeof(T));
+        return;
+    }
+}
+
+/* dz = da * act'(z), written from the output a (and z for gelu, silu and
+ * softsign): relu' = [a > 0], sigmoid' = a (1 - a), tanh' = 1 - a^2,
+ * leaky' = a > 0 ? 1 : slope, elu' = a > 0 ? 1 : a + alpha, softplus' =
+ * 1 - exp(-a), hard_sigmoid' = 1/6 on 0 < a < 1, exp' = a; softmax: per row
+ * a * (da - sum_j a_j da_j).  dz may be da. */
+FO_CLONES
+void FO_FN(fo_act_backward)(T *dz, const T *da, const T *z, const T *a, size_t rows, size_t cols,
+                            int act, double param)
+{
+    const size_t n = rows * cols;
+    const T p = (T)param;
+    if (fo_act_needs_z(act) && z == NULL) { /* a caller's mistake: say so in the result */
+        for (size_t i = 0; i < n; i++)
+            dz[i] = (T)NAN;
+        return;
+    }
+    switch (act) {
+    case FO_RELU:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = a[i] > 0 ? da[i] : 0;
+        return;
+    case FO_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = da[i] * (a[i] * (1 - a[i]));
+        return;
+    case FO_TANH:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = da[i] * (1 - a[i] * a[i]);
+        return;
+    case FO_SOFTMAX:
+        for (size_t r = 0; r < rows; r++) {
+            const T *ar = a + r * cols, *gr = da + r * cols;
+            T *dr = dz + r * cols;
+            T dot = 0;
+            for (size_t j = 0; j < cols; j++)
+                dot += ar[j] * gr[j];
+            for (size_t j = 0; j < cols; j++)
+                dr[j] = ar[j] * (gr[j] - dot);
+        }
+        return;
+    case FO_LEAKY_RELU:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = a[i] > 0 ? da[i] : da[i] * p;
+        return;
+    case FO_ELU:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = a[i] > 0 ? da[i] : da[i] * (a[i] + p);
+        return;
+    case FO_GELU: {
+        const T k = (T)(M_2_SQRTPI * M_SQRT1_2 * 0.5); /* 1 / sqrt(2 pi) */
+        for (size_t i = 0; i < n; i++) {
+            const T x = z[i];
+            const T cdf = (T)0.5 * FO_ERFC_FN(-x * (T)M_SQRT1_2);
+            const T pdf = FO_EXP_FN((T)-0.5 * x * x) * k;
+            dz[i] = da[i] * (cdf + x * pdf);
+        }
+        return;
+    }
+    case FO_GELU_TANH: {
+        /* d/dz z s(z) = s + z 2 s (1 - s) beta (1 + 3 kappa z^2), s = sigmoid(2u) */
+        const T beta = (T)(M_SQRT2 * M_2_SQRTPI * 0.5), kappa = (T)0.044715;
+        for (size_t i = 0; i < n; i++) {
+            const T x = z[i];
+            T s, sc;
+            FO_FN(fo_gelu_tanh_gate)(x, &s, &sc);
+            dz[i] = da[i] * (s + x * (2 * s * sc) * (beta * (1 + 3 * kappa * (x * x))));
+        }
+        return;
+    }
+    case FO_SILU:
+        for (size_t i = 0; i < n; i++) {
+            const T s = 1 / (1 + FO_EXP_FN(-z[i]));
+            dz[i] = da[i] * (s * (1 + z[i] * (1 - s)));
+        }
+        return;
+    case FO_SOFTPLUS:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = da[i] * -FO_EXPM1_FN(-a[i]);
+        return;
+    case FO_SOFTSIGN:
+        for (size_t i = 0; i < n; i++) {
+            const T d = 1 + FO_FABS_FN(z[i]);
+            dz[i] = da[i] / (d * d);
+        }
+        return;
+    case FO_HARD_SIGMOID:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = a[i] > 0 && a[i] < 1 ? da[i] / 6 : 0;
+        return;
+    case FO_EXPONENTIAL:
+        for (size_t i = 0; i < n; i++)
+            dz[i] = da[i] * a[i];
+        return;
+    default: /* linear */
+        if (dz != da)
+            memcpy(dz, da, n * sizeof(T));
+        return;
+    }
+}
+
+/* out (B,OUT) = act(z), z = x (B,IN) @ kernel (IN,OUT) + bias (OUT), z kept when not NULL */
+void FO_FN(fo_dense_forward_ex)(T *out, T *z, const T *x, const T *kernel, const T *bias,
+                                size_t B, size_t IN, size_t OUT, int act, double param)
+{
+    T *pre = z ? z : out;
+    if (bias && OUT == 1)
+        for (size_t b = 0; b < B; b++)
+            pre[b] = bias[0];
+    else if (bias)
+        for (size_t b = 0; b < B; b++)
+            memcpy(pre + b * OUT, bias, OUT * sizeof(T));
+    FO_FN(fo_gemm)(0, 0, B, OUT, IN, 1, x, kernel, bias ? 1 : 0, pre);
+    FO_FN(fo_act_forward)(out, pre, B, OUT, act, param);
+}
+
+/* out (B,OUT) = act(x (B,IN) @ kernel (IN,OUT) + bias (OUT)), Keras' default parameter */
 void FO_FN(fo_dense_forward)(T *out, const T *x, const T *kernel, const T *bias, size_t B,
                              size_t IN, size_t OUT, int act)
 {
-    if (bias && OUT == 1)
-        for (size_t b = 0; b < B; b++)
-            out[b] = bias[0];
-    else if (bias)
-        for (size_t b = 0; b < B; b++)
-            memcpy(out + b * OUT, bias, OUT * sizeof(T));
-    FO_FN(fo_gemm)(0, 0, B, OUT, IN, 1, x, kernel, bias ? 1 : 0, out);
-    FO_FN(fo_activate)(out, B * OUT, act);
+    FO_FN(fo_dense_forward_ex)(out, NULL, x, kernel, bias, B, IN, OUT, act,
+                               fo_act_default_param(act));
 }
 
-/* dout (B,OUT) becomes dz = dout * act'(z), written from the forward's output a:
- * relu' = [a > 0], sigmoid' = a (1 - a), tanh' = 1 - a^2 */
+/* dout (B,OUT) becomes dz = dout * act'(z) (fo_act_backward), then
+ * dkernel = x^T dz, dbias = column sums of dz, dx = dz kernel^T */
 FO_CLONES
-void FO_FN(fo_dense_backward)(T *dx, T *dkernel, T *dbias, T *dout, const T *x, const T *kernel,
-                              const T *out, size_t B, size_t IN, size_t OUT, int act)
+void FO_FN(fo_dense_backward_ex)(T *dx, T *dkernel, T *dbias, T *dout, const T *x,
+                                 const T *kernel, const T *z, const T *out, size_t B, size_t IN,
+                                 size_t OUT, int act, double param)
 {
-    const size_t n = B * OUT;
-    T *restrict d = dout;
-    const T *restrict a = out;
-    switch (act) {
-    case FO_RELU:
-        for (size_t i = 0; i < n; i++)
-            d[i] = a[i] > 0 ? d[i] : 0;
-        break;
-    case FO_SIGMOID:
-        for (size_t i = 0; i < n; i++)
-            d[i] *= a[i] * (1 - a[i]);
-        break;
-    case FO_TANH:
-        for (size_t i = 0; i < n; i++)
-            d[i] *= 1 - a[i] * a[i];
-        break;
-    default:
-        break;
-    }
+    FO_FN(fo_act_backward)(dout, dout, z, out, B, OUT, act, param);
     /* dkernel (IN,OUT) = x^T (IN,B) @ dz (B,OUT) */
     FO_FN(fo_gemm)(1, 0, IN, OUT, B, 1, x, dout, 0, dkernel);
     if (dbias && OUT == 1) {
@@ -220,30 +396,47 @@ void FO_FN(fo_dense_backward)(T *dx, T *dkernel, T *dbias, T *dout, const T *x, 
         FO_FN(fo_gemm)(0, 1, B, IN, OUT, 1, dout, kernel, 0, dx);
 }
 
-FO_CLONES
-void FO_FN(fo_mse)(T *dpred, const T *restrict pred, const T *restrict y, size_t n, double scale,
-                   double *sse, double *sae)
+void FO_FN(fo_dense_backward)(T *dx, T *dkernel, T *dbias, T *dout, const T *x, const T *kernel,
+                              const T *out, size_t B, size_t IN, size_t OUT, int act)
 {
-    double se[4] = {0, 0, 0, 0}, ae[4] = {0, 0, 0, 0};
-    const T sc = (T)scale;
-    size_t i = 0;
-    for (; i + 4 <= n; i += 4)
-        for (int k = 0; k < 4; k++) {
-            T e = pred[i + k] - y[i + k];
-            se[k] += (double)e * (double)e;
-            ae[k] += fabs((double)e);
-            if (dpred)
-                dpred[i + k] = sc * e;
+    FO_FN(fo_dense_backward_ex)(dx, dkernel, dbias, dout, x, kernel, NULL, out, B, IN, OUT, act,
+                                fo_act_default_param(act));
+}
+
+/* inverted dropout: mask (MR,MC) entries 1/(1-rate) with probability 1 - rate
+ * (a 53-bit uniform u from the xoshiro stream, kept when u >= rate), else 0;
+ * rate 0 draws nothing */
+void FO_FN(fo_dropout_forward)(T *out, T *mask, const T *x, size_t B, size_t F, size_t MR,
+                               size_t MC, double rate, fo_rng *rng)
+{
+    const size_t nm = MR * MC;
+    if (rate <= 0) {
+        for (size_t i = 0; i < nm; i++)
+            mask[i] = 1;
+    } else {
+        const T scale = rate < 1 ? (T)(1.0 / (1.0 - rate)) : 0;
+        for (size_t i = 0; i < nm; i++) {
+            const double u = (double)(fo_rng_next(rng) >> 11) * 0x1.0p-53;
+            mask[i] = u >= rate ? scale : 0;
         }
-    for (; i < n; i++) {
-        T e = pred[i] - y[i];
-        se[0] += (double)e * (double)e;
-        ae[0] += fabs((double)e);
-        if (dpred)
-            dpred[i] = sc * e;
     }
-    *sse = (se[0] + se[1]) + (se[2] + se[3]);
-    *sae = (ae[0] + ae[1]) + (ae[2] + ae[3]);
+    FO_FN(fo_dropout_backward)(out, x, mask, B, F, MR, MC);
+}
+
+void FO_FN(fo_dropout_backward)(T *dx, const T *dout, const T *mask, size_t B, size_t F, size_t MR,
+                                size_t MC)
+{
+    for (size_t b = 0; b < B; b++) {
+        const T *m = mask + (MR > 1 ? b * MC : 0);
+        const T *g = dout + b * F;
+        T *d = dx + b * F;
+        if (MC > 1)
+            for (size_t f = 0; f < F; f++)
+                d[f] = g[f] * m[f];
+        else
+            for (size_t f = 0; f < F; f++)
+                d[f] = g[f] * m[0];
+    }
 }
 
 /* 1 if no element is NaN or infinite: x - x is 0 for finite x, NaN otherwise,

@@ -42,8 +42,16 @@ enum { FO_F32 = 0, FO_F64 = 1 };
 
 enum { FO_SGD = 0, FO_ADAGRAD = 1, FO_RMSPROP = 2, FO_ADAM = 3, FO_N_OPTIM = 4 };
 
-/* number of state buffers ("slots") each optimizer may use */
-#define FO_MAX_SLOTS 3
+/* State buffers ("slots") of a variable, each of the variable's size and dtype:
+ * the first FO_KIND_SLOTS belong to the update rule (momentum, accumulator,
+ * m/v/v_hat...), the others to Keras 3's base-optimizer features. */
+#define FO_KIND_SLOTS 3
+enum {
+    FO_SLOT_EMA = 3,        /* use_ema: the moving average of the variable */
+    FO_SLOT_ACCUM = 4,      /* gradient_accumulation_steps: the summed gradients */
+    FO_SLOT_DECAY_MASK = 5, /* exclude_from_weight_decay: 1 where weight decay applies, 0 where not */
+};
+#define FO_MAX_SLOTS 6
 
 typedef struct {
     double learning_rate;   /* for this step (schedules are evaluated by the caller) */
@@ -58,7 +66,18 @@ typedef struct {
     double beta_1, beta_2;  /* Adam */
     double epsilon;         /* Adagrad, RMSprop, Adam */
     int amsgrad;            /* Adam */
-    int64_t iteration;      /* 0-based count of steps already taken (Keras' `iterations`) */
+    int64_t iteration;      /* 0-based count of update calls already made (Keras' `_iterations`:
+                             * with gradient accumulation, every call counts) */
+    /* Keras 3's base-optimizer features, all off when zero */
+    int use_ema;                      /* keep a moving average of each variable (slot FO_SLOT_EMA) */
+    double ema_momentum;              /* average <- m * average + (1 - m) * var */
+    int64_t ema_overwrite_frequency;  /* var <- average every this many steps, 0 = never */
+    int64_t gradient_accumulation_steps; /* update every this many calls with the mean gradient */
+    double loss_scale_factor;         /* gradients are divided by it first, 0 = off */
+    int decay_mask;                   /* weight decay only where slot FO_SLOT_DECAY_MASK is 1 */
+    /* set by fo_optim_update for the kernels (any value on input): Adam's
+     * bias-corrected step size lr * sqrt(1 - beta_2^t) / (1 - beta_1^t) */
+    double adam_step_size;
 } fo_optim_hyper;
 
 /* one variable of an update: var and its slots are written, grad is read;
@@ -74,27 +93,55 @@ typedef struct {
 /* slots used: SGD: [momentum] if momentum > 0.
  *             Adagrad: [accumulator].
  *             RMSprop: [velocity, momentum if momentum > 0, average_gradient if centered].
- *             Adam: [m, v, v_hat if amsgrad]. */
+ *             Adam: [m, v, v_hat if amsgrad].
+ *             then [average if use_ema, accumulator if gradient_accumulation_steps,
+ *                   decay mask if decay_mask]. */
 void fo_optim_slots_used(int kind, const fo_optim_hyper *h, int used[FO_MAX_SLOTS]);
 
-/* One optimizer step over nvars variables (of either dtype): gradient
- * clipping (clipnorm per variable, else global_clipnorm over all of them, else
- * clipvalue elementwise), decoupled weight decay, then the rule of `kind`. */
-void fo_optim_update(int kind, size_t nvars, const fo_optim_buffers *bufs,
-                     const fo_optim_hyper *h);
+/* One optimizer call over nvars variables (of either dtype), Keras 3's order:
+ * gradients divided by loss_scale_factor; with gradient accumulation, summed
+ * until every gradient_accumulation_steps-th call, which steps with their mean;
+ * then clipping (clipnorm per variable, else global_clipnorm over all of them,
+ * else clipvalue elementwise), decoupled weight decay and the rule of `kind`;
+ * then the moving average (use_ema) and its periodic overwrite.
+ * Returns 1 if every variable updated is finite afterwards, 0 if any element is
+ * NaN or infinite (divergence; detected in the update's own pass). */
+int fo_optim_update(int kind, size_t nvars, const fo_optim_buffers *bufs,
+                    const fo_optim_hyper *h);
 
-/* the per-variable kernels the update is made of; grad_scale multiplies every
- * gradient element before it is clipped to [-clipvalue, clipvalue] (clipvalue <= 0: no clip) */
+/* Whether the hyperparameters of one step survive the conversion to `dtype`
+ * (FO_F32 or FO_F64) that the kernels do: 0 if so; else 1 (overflow: the value
+ * becomes infinite) or 2 (underflow: a positive value becomes 0), with *name the
+ * hyperparameter and *value its value. */
+int fo_optim_check_hyper(int kind, int dtype, const fo_optim_hyper *h, const char **name,
+                         double *value);
+
+/* Adam's step size at update t = iteration + 1 (iteration counting updates) */
+double fo_adam_step_size(const fo_optim_hyper *h);
+
+/* the per-variable kernels the update is made of, with h as fo_optim_update
+ * prepares it (iteration counting updates, adam_step_size set); grad_scale multiplies every
+ * gradient element (after the division by loss_scale_factor) before it is
+ * clipped to [-clipvalue, clipvalue] (clipvalue <= 0: no clip); decay_mask
+ * (NULL: everywhere) says where weight decay applies.  Each returns 1 if every
+ * element of var is finite after the update, else 0. */
 #define FO_DECLARE_OPTIM(T, S)                                                              \
-    void fo_sgd_step_##S(T *var, T *momentum, const T *grad, size_t n,                     \
-                         const fo_optim_hyper *h, double grad_scale);                       \
-    void fo_adagrad_step_##S(T *var, T *accumulator, const T *grad, size_t n,              \
-                             const fo_optim_hyper *h, double grad_scale);                   \
-    void fo_rmsprop_step_##S(T *var, T *velocity, T *momentum, T *average_grad,            \
-                             const T *grad, size_t n, const fo_optim_hyper *h,              \
-                             double grad_scale);                                            \
-    void fo_adam_step_##S(T *var, T *m, T *v, T *v_hat, const T *grad, size_t n,           \
-                          const fo_optim_hyper *h, double grad_scale);                      \
+    int fo_sgd_step_##S(T *var, T *momentum, const T *grad, const T *decay_mask, size_t n, \
+                        const fo_optim_hyper *h, double grad_scale);                        \
+    int fo_adagrad_step_##S(T *var, T *accumulator, const T *grad, const T *decay_mask,    \
+                            size_t n, const fo_optim_hyper *h, double grad_scale);          \
+    int fo_rmsprop_step_##S(T *var, T *velocity, T *momentum, T *average_grad,             \
+                            const T *grad, const T *decay_mask, size_t n,                   \
+                            const fo_optim_hyper *h, double grad_scale);                    \
+    int fo_adam_step_##S(T *var, T *m, T *v, T *v_hat, const T *grad, const T *decay_mask, \
+                         size_t n, const fo_optim_hyper *h, double grad_scale);             \
+    /* accum (n) += grad / lsf (lsf <= 0: 1) */                                            \
+    void fo_accumulate_##S(T *accum, const T *grad, size_t n, double lsf);                 \
+    /* accum (n) = (grad / lsf + accum) / steps: the mean gradient of a window */           \
+    void fo_accumulated_mean_##S(T *accum, const T *grad, size_t n, double lsf,            \
+                                 double steps);                                             \
+    /* average = m * average + (1 - m) * var; then var = average if overwrite */            \
+    void fo_ema_##S(T *average, T *var, size_t n, double m, int overwrite);                \
     double fo_sumsq_##S(const T *x, size_t n);
 FO_DECLARE_OPTIM(float, f32)
 FO_DECLARE_OPTIM(double, f64)
@@ -103,7 +150,33 @@ FO_DECLARE_OPTIM(double, f64)
 /* dense layers, losses                                                */
 /* ------------------------------------------------------------------ */
 
-enum { FO_LINEAR = 0, FO_RELU = 1, FO_SIGMOID = 2, FO_TANH = 3, FO_N_ACT = 4 };
+/* activation codes (Keras 3 names); the first four keep their values */
+enum {
+    FO_LINEAR = 0,
+    FO_RELU = 1,
+    FO_SIGMOID = 2,
+    FO_TANH = 3,
+    FO_SOFTMAX = 4,       /* row-wise over the last axis */
+    FO_LEAKY_RELU = 5,    /* param: negative_slope in [0, 1] (Keras default 0.2) */
+    FO_ELU = 6,           /* param: alpha >= 0 (default 1.0) */
+    FO_GELU = 7,          /* exact: 0.5 z (1 + erf(z / sqrt 2)), as 0.5 z erfc(-z / sqrt 2) */
+    FO_GELU_TANH = 8,     /* Keras' approximate=True: 0.5 z (1 + tanh u), as z sigmoid(2u) */
+    FO_SILU = 9,          /* z sigmoid(z), Keras' swish */
+    FO_SOFTPLUS = 10,     /* log(1 + exp z) */
+    FO_SOFTSIGN = 11,     /* z / (1 + |z|) */
+    FO_HARD_SIGMOID = 12, /* Keras 3: relu6(z + 3) / 6 */
+    FO_EXPONENTIAL = 13,  /* exp z */
+    FO_N_ACT = 14
+};
+
+/* 1 if the backward pass of `act` reads the pre-activation z (gelu, gelu_tanh,
+ * silu, softsign: more precise than from the output);
+ * the others are differentiated from their output a = act(z) */
+int fo_act_needs_z(int act);
+/* Keras' default parameter of `act` (leaky_relu 0.2, elu 1.0; 0 for the rest) */
+double fo_act_default_param(int act);
+/* 1 if `param` is valid for `act` (leaky_relu: [0, 1]; elu: finite >= 0; others: any) */
+int fo_act_param_ok(int act, double param);
 
 /* products with at least this many multiply-adds (M*N*K) go to BLAS */
 extern size_t fo_blas_threshold;
@@ -154,9 +227,6 @@ FO_DECLARE_DENSE(double, f64)
 
 #define FO_MAX_LAYERS 64
 
-/* loss codes (fo_net.loss): the one loss function of a batch dispatches on it */
-enum { FO_LOSS_MSE = 0, FO_N_LOSS = 1 };
-
 /* A stack of dense layers over one flat parameter buffer laid out in Keras'
  * get_weights() order: kernel0 (IN0,OUT0), bias0 (OUT0), kernel1, ...
  * The caller fills the spec (n_layers .. loss); fo_net_layout fills the rest,
@@ -167,7 +237,7 @@ typedef struct {
     int act[FO_MAX_LAYERS];
     int use_bias[FO_MAX_LAYERS];
     double l1[FO_MAX_LAYERS], l2[FO_MAX_LAYERS]; /* kernel regularizers (Keras' meaning) */
-    int loss;                                     /* FO_LOSS_* */
+    int loss; /* FO_LOSS_* (below): the batch loss dispatches on it; the loop runs MSE so far */
     /* the layout (fo_net_layout) */
     size_t kernel_off[FO_MAX_LAYERS]; /* kernel l: (units[l], units[l+1]) at kernel_off[l] */
     size_t bias_off[FO_MAX_LAYERS];   /* bias l: (units[l+1]) at bias_off[l], if use_bias[l] */
@@ -249,7 +319,8 @@ enum { FO_OK = 0, FO_NONFINITE_LOSS = 1, FO_LOSS_BLOWUP = 2, FO_NONFINITE_PARAMS
 typedef struct {
     size_t done;      /* steps applied */
     int64_t bad_step; /* the first step of the call that diverged (see bad), or -1 */
-    int bad;          /* FO_*: non-finite loss, loss above loss_start * 1e6, non-finite parameters */
+    int bad;          /* FO_*: non-finite loss, loss above loss_start * 1e6, non-finite parameters
+                       * (as the optimizer step finds them) */
     double loss;      /* the batch loss of the last step applied (NaN if none) */
 } fo_report;
 
@@ -294,5 +365,125 @@ FO_DECLARE_TRAIN(double, f64)
                             size_t d, double lr, size_t iters);
 FO_DECLARE_LINEAR(float, f32)
 FO_DECLARE_LINEAR(double, f64)
+
+/* ------------------------------------------------------------------ */
+/* activations, losses, metrics and dropout (loss.c, dense.c)          */
+/* ------------------------------------------------------------------ */
+
+/* loss codes (Keras 3 names) and reductions (Keras' `reduction`) */
+enum {
+    FO_LOSS_MSE = 0,      /* mean_squared_error */
+    FO_LOSS_MAE = 1,      /* mean_absolute_error */
+    FO_LOSS_HUBER = 2,    /* huber (delta) */
+    FO_LOSS_LOG_COSH = 3, /* log_cosh */
+    FO_LOSS_BCE = 4,      /* binary_crossentropy (from_logits, label_smoothing) */
+    FO_LOSS_CCE = 5,      /* categorical_crossentropy (from_logits, label_smoothing) */
+    FO_LOSS_SCCE = 6,     /* sparse_categorical_crossentropy (from_logits) */
+    FO_N_LOSS = 7
+};
+enum {
+    FO_REDUCE_SUM_OVER_BATCH_SIZE = 0, /* sum_b w_b l_b / B (also Keras' "mean") */
+    FO_REDUCE_SUM = 1,                 /* sum_b w_b l_b */
+    FO_REDUCE_MEAN_WITH_SAMPLE_WEIGHT = 2, /* sum_b w_b l_b / sum_b w_b (0 if that is 0) */
+    FO_REDUCE_NONE = 3,                /* per-sample w_b l_b; the gradient is that of their sum */
+    FO_N_REDUCE = 4
+};
+
+/* Keras' backend.epsilon(): probabilities are clipped to [eps, 1 - eps] */
+#define FO_LOSS_EPSILON 1e-7
+
+/* A loss as the training loop reads it.  l_b, the loss of row b of a (B, C)
+ * prediction, is the mean over the C outputs of the elementwise loss (MSE,
+ * MAE, Huber, log_cosh, BCE) or the cross-entropy of the row (CCE, SCCE). */
+typedef struct {
+    int kind;               /* FO_LOSS_* */
+    int reduction;          /* FO_REDUCE_* */
+    int from_logits;        /* BCE, CCE, SCCE: pred holds logits */
+    double label_smoothing; /* BCE: y (1 - ls) + ls / 2; CCE: y (1 - ls) + ls / C */
+    double delta;           /* Huber: quadratic for |e| <= delta, linear beyond */
+} fo_loss_spec;
+
+/* 1 if the last activation `act` followed by loss `s` is computed from the
+ * logits as one stable function (sigmoid + BCE, softmax + CCE/SCCE, both with
+ * from_logits == 0), so the loop skips the activation's backward pass */
+int fo_loss_fuses(const fo_loss_spec *s, int act);
+
+/* metric codes (Keras 3 names) for the per-batch sums of fo_metrics_update */
+enum {
+    FO_METRIC_MSE = 0,                  /* acc: [sum w_b mean_c e^2, sum w_b] */
+    FO_METRIC_MAE = 1,                  /* [sum w_b mean_c |e|, sum w_b] */
+    FO_METRIC_RMSE = 2,                 /* as MSE; the result is the square root */
+    FO_METRIC_ACCURACY = 3,             /* [sum w_b mean_c [y == p], sum w_b] */
+    FO_METRIC_BINARY_ACCURACY = 4,      /* [sum w_b mean_c [y == (p > threshold)], sum w_b] */
+    FO_METRIC_CATEGORICAL_ACCURACY = 5, /* [sum w_b [argmax y == argmax p], sum w_b] */
+    FO_METRIC_SPARSE_CATEGORICAL_ACCURACY = 6, /* [sum w_b [y_b == argmax p], sum w_b] */
+    FO_METRIC_TOP_K_CATEGORICAL_ACCURACY = 7,  /* [sum w_b [argmax y in top k of p], sum w_b] */
+    FO_METRIC_R2 = 8, /* per output c: sum w y, sum w y^2, sum w e^2, sum w; then #rows with w != 0 */
+    FO_N_METRIC = 9
+};
+
+typedef struct {
+    int kind;         /* FO_METRIC_* */
+    double threshold; /* binary_accuracy */
+    size_t k;         /* top_k_categorical_accuracy */
+} fo_metric_spec;
+
+/* doubles of accumulator a metric needs for C outputs (2, or 4 C + 1 for r2) */
+size_t fo_metric_acc_size(const fo_metric_spec *m, size_t C);
+
+#define FO_DECLARE_LOSS(T, S)                                                                \
+    /* a (rows, cols) = act(z), elementwise, or row-wise for softmax; a may be z */         \
+    void fo_act_forward_##S(T *a, const T *z, size_t rows, size_t cols, int act,           \
+                            double param);                                                  \
+    /* dz = da * act'(z) (softmax: the row's Jacobian product a * (da - sum a da)),         \
+     * from the output a, and z where fo_act_needs_z; dz may be da */                      \
+    void fo_act_backward_##S(T *dz, const T *da, const T *z, const T *a, size_t rows,      \
+                             size_t cols, int act, double param);                           \
+    /* fo_dense_forward with the pre-activation kept in z (B,OUT) when z != NULL */          \
+    void fo_dense_forward_ex_##S(T *out, T *z, const T *x, const T *kernel, const T *bias, \
+                                 size_t B, size_t IN, size_t OUT, int act, double param);   \
+    /* fo_dense_backward reading z (may be NULL unless fo_act_needs_z(act)) */              \
+    void fo_dense_backward_ex_##S(T *dx, T *dkernel, T *dbias, T *dout, const T *x,        \
+                                  const T *kernel, const T *z, const T *out, size_t B,      \
+                                  size_t IN, size_t OUT, int act, double param);            \
+    /* The loss of one batch and its gradient in one pass.  pred (B,C); y (B,C), or (B)     \
+     * class indices (held as T) for SCCE; w (B) sample weights, NULL for all 1.            \
+     * Returns the reduced loss (spec->reduction; none: the sum).  dpred (B,C), unless      \
+     * NULL, receives d loss / d pred; values (B), unless NULL, receives w_b l_b.           \
+     * SCCE labels must be valid (fo_loss_check_targets): a row whose label is not gives    \
+     * a NaN loss and a NaN gradient row, never an out-of-range read. */                   \
+    double fo_loss_##S(T *dpred, T *values, const T *pred, const T *y, const T *w,         \
+                       size_t B, size_t C, const fo_loss_spec *spec);                       \
+    /* The loss of act(z) and its gradient with respect to z, the last layer's             \
+     * pre-activation: the fused logits form where fo_loss_fuses(spec, act), otherwise      \
+     * the loss of a = act(z) followed by fo_act_backward.  dz (B,C) may be NULL;           \
+     * z is read only when fused or fo_act_needs_z(act). */                                \
+    double fo_act_loss_##S(T *dz, T *values, const T *z, const T *a, const T *y,           \
+                           const T *w, size_t B, size_t C, int act, double act_param,       \
+                           const fo_loss_spec *spec);                                       \
+    /* First row of y (B, cols) the loss cannot take, or B.  Always: SCCE labels are        \
+     * integers in [0, C) (cols == 1).  strict: CCE rows are >= 0 and sum to 1 (within      \
+     * 1e-3); BCE targets lie in [0, 1]. */                                                 \
+    size_t fo_loss_check_targets_##S(const T *y, size_t B, size_t cols, size_t C,          \
+                                     int kind, int strict);                                 \
+    /* First index of w (n) that is negative or not finite, or n */                         \
+    size_t fo_check_weights_##S(const T *w, size_t n);                                      \
+    /* Adds one batch to the accumulators of n_metrics metrics in one pass over the rows:   \
+     * metric i's fo_metric_acc_size doubles follow metric i-1's in acc.  pred (B,C);       \
+     * y (B, ycols): ycols == 1 (class indices) for sparse_categorical_accuracy, C for the   \
+     * others (a metric whose y this is not is left unchanged); w (B) or NULL. */           \
+    void fo_metrics_update_##S(double *acc, const fo_metric_spec *m, size_t n_metrics,     \
+                               const T *pred, const T *y, size_t ycols, const T *w,         \
+                               size_t B, size_t C);                                         \
+    /* Inverted dropout of x (B,F): mask (MR,MC), MR in {1, B}, MC in {1, F} (Keras'         \
+     * noise_shape), is drawn from rng: each entry 1 / (1 - rate) with probability          \
+     * 1 - rate, else 0 (rate 1: all 0); out = x * mask broadcast.  out may be x. */        \
+    void fo_dropout_forward_##S(T *out, T *mask, const T *x, size_t B, size_t F,           \
+                                size_t MR, size_t MC, double rate, fo_rng *rng);            \
+    /* dx (B,F) = dout * mask broadcast, the same mask; dx may be dout */                   \
+    void fo_dropout_backward_##S(T *dx, const T *dout, const T *mask, size_t B, size_t F,  \
+                                 size_t MR, size_t MC);
+FO_DECLARE_LOSS(float, f32)
+FO_DECLARE_LOSS(double, f64)
 
 #endif /* FASTOPT_H */

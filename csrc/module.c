@@ -9,7 +9,8 @@
 
 /* the tables of every binding file, joined into one at init */
 static PyMethodDef *const tables[] = {fo_optim_methods, fo_dense_methods, fo_net_methods,
-                                      fo_linear_methods};
+                                      fo_linear_methods,
+                                      fo_loss_methods};
 static PyMethodDef methods[64];
 
 static int join_tables(void)
@@ -41,8 +42,11 @@ PyMODINIT_FUNC PyInit__core(void)
     if (!np)
         return NULL;
     np_shares_memory = PyObject_GetAttrString(np, "shares_memory");
+    PyObject *exc = np_shares_memory ? PyObject_GetAttrString(np, "exceptions") : NULL;
+    np_too_hard = exc ? PyObject_GetAttrString(exc, "TooHardError") : NULL;
+    Py_XDECREF(exc);
     Py_DECREF(np);
-    if (!np_shares_memory)
+    if (!np_shares_memory || !np_too_hard)
         return NULL;
     PyObject *m = PyModule_Create(&moduledef);
     if (!m)
@@ -60,6 +64,7 @@ PyMODINIT_FUNC PyInit__core(void)
     PyModule_AddIntConstant(m, "ADAGRAD", FO_ADAGRAD);
     PyModule_AddIntConstant(m, "RMSPROP", FO_RMSPROP);
     PyModule_AddIntConstant(m, "ADAM", FO_ADAM);
+    PyModule_AddIntConstant(m, "MAX_SLOTS", FO_MAX_SLOTS);
     PyModule_AddIntConstant(m, "LINEAR", FO_LINEAR);
     PyModule_AddIntConstant(m, "RELU", FO_RELU);
     PyModule_AddIntConstant(m, "SIGMOID", FO_SIGMOID);

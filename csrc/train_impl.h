@@ -133,7 +133,7 @@ static double FO_FN(fo_loss_mse)(T *dpred, const T *pred, const T *y, const T *s
  * "sum_over_batch_size" reduction), adds the unweighted error sums to st and,
  * if dpred, writes d(batch loss)/d(pred).  The one place the loss is computed,
  * in training and evaluation alike; net->loss picks the function. */
-static double FO_FN(fo_loss)(int loss, T *dpred, const T *pred, const T *y, const T *sw, size_t R,
+static double FO_FN(fo_batch_loss)(int loss, T *dpred, const T *pred, const T *y, const T *sw, size_t R,
                              size_t OUT, size_t B, fo_stats *st)
 {
     switch (loss) {
@@ -188,7 +188,7 @@ static int FO_FN(fo_batch_gradients)(double *loss_out, T *grads, const T *x, con
         FO_FN(fo_rows) c = FO_FN(fo_chunk)(net, x, y, sw, idx, r0, R, w);
         T *g = r0 == 0 ? grads : w->acc;
         FO_FN(fo_forward_keep)(c.x, params, net, R, w);
-        loss += FO_FN(fo_loss)(net->loss, w->delta0, w->act[L - 1], c.y, c.sw, R, OUT, B, &local);
+        loss += FO_FN(fo_batch_loss)(net->loss, w->delta0, w->act[L - 1], c.y, c.sw, R, OUT, B, &local);
         T *d = w->delta0, *dnext = w->delta1;
         for (size_t l = L; l-- > 0;) {
             T *dbias = net->use_bias[l] ? g + net->bias_off[l] : NULL;
@@ -233,7 +233,7 @@ double FO_FN(fo_net_evaluate)(const T *x, const T *y, const T *sw, const T *para
             return NAN;
         FO_FN(fo_rows) c = FO_FN(fo_chunk)(net, x, y, sw, NULL, r0, R, &w);
         FO_FN(fo_forward_keep)(c.x, params, net, R, &w);
-        loss += FO_FN(fo_loss)(net->loss, NULL, w.act[L - 1], c.y, c.sw, R, OUT, B, &local);
+        loss += FO_FN(fo_batch_loss)(net->loss, NULL, w.act[L - 1], c.y, c.sw, R, OUT, B, &local);
     }
     return fo_add_stats(st, &local, loss, FO_FN(fo_regularize)(NULL, params, net), B);
 }
@@ -308,7 +308,11 @@ fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, c
             rep.bad_step = (int64_t)s;
         }
         opt->h.learning_rate = opt->lr[opt->n_lr == 1 ? 0 : s];
-        fo_optim_update(opt->kind, nbufs, bufs, &opt->h);
+        const int finite = fo_optim_update(opt->kind, nbufs, bufs, &opt->h);
+        if (!finite && rep.bad == FO_OK) {
+            rep.bad = FO_NONFINITE_PARAMS;
+            rep.bad_step = (int64_t)s;
+        }
         opt->h.iteration++;
         if (opt->step)
             *opt->step = opt->h.iteration;
@@ -325,10 +329,6 @@ fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, c
         }
         if (ctl && ctl->stop)
             break;
-    }
-    if (rep.done > 0 && rep.bad == FO_OK && !FO_FN(fo_all_finite)(params, net->n_params)) {
-        rep.bad = FO_NONFINITE_PARAMS;
-        rep.bad_step = (int64_t)rep.done - 1;
     }
     return rep;
 }

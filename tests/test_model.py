@@ -69,8 +69,10 @@ def test_dense_defaults_are_keras():
     assert d.kernel_regularizer is None
     assert d.input_shape is None
     assert not d.built
-    assert fo.Dense(3, input_dim=7).input_shape == (7,)
-    assert fo.Dense(3, input_shape=5).input_shape == (5,)
+    # layer.input_shape has the batch dimension (None), as model.layers[i].input_shape in Keras
+    assert fo.Dense(3, input_dim=7).input_shape == (None, 7)
+    assert fo.Dense(3, input_shape=5).input_shape == (None, 5)
+    assert fo.Dense(3, input_shape=5).get_config()["input_shape"] == (5,)
 
 
 def test_sequential_builds_from_input_shape():
@@ -871,18 +873,20 @@ def test_stop_training_from_a_callback():
 
 # -- progress, epochs, history --------------------------------------------------------------
 
-def test_verbose_prints_one_line_per_epoch(capsys):
+def test_verbose_levels(capsys):
+    """verbose=1: one bar for the run (captured output is no terminal: a last line);
+    verbose=2: one line per epoch; verbose=0: nothing (tests/test_callbacks.py has the rest)."""
     x, y = data(20)
     model = make_model()
     model.compile("sgd", "mse", metrics=["mae"])
     model.fit(x, y, epochs=4, verbose=1)
     lines = capsys.readouterr().out.strip().splitlines()
-    assert len(lines) == 4
-    for i, line in enumerate(lines):
-        assert line.startswith(f"Epoch {i + 1}/4")
-        assert "loss" in line and "mae" in line
+    assert len(lines) == 1
+    assert lines[0].startswith("Epoch 4/4 [") and "loss: " in lines[0] and "mae: " in lines[0]
     model.fit(x, y, epochs=3, verbose=2)
-    assert len(capsys.readouterr().out.strip().splitlines()) == 3
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert [l.split(" - ")[0] for l in lines] == ["Epoch 1/3", "Epoch 2/3", "Epoch 3/3"]
+    assert all("loss: " in l and "mae: " in l for l in lines)
     model.fit(x, y, epochs=4, verbose=0)
     model.predict(x)
     model.evaluate(x, y)
@@ -893,7 +897,7 @@ def test_initial_epoch(capsys):
     x, y = data(20)
     model = make_model()
     model.compile("sgd", "mse")
-    h = model.fit(x, y, epochs=5, batch_size=10, initial_epoch=3, verbose=1)
+    h = model.fit(x, y, epochs=5, batch_size=10, initial_epoch=3, verbose=2)
     assert h.epoch == [3, 4]
     assert len(h.history["loss"]) == 2
     assert model.optimizer.iterations == 4

@@ -179,7 +179,7 @@ def test_other_numeric_inputs_are_converted(kind):
 # -- construction ----------------------------------------------------------------------
 
 @pytest.mark.parametrize("make,exc,words", [
-    (lambda: fo.Dense(3, activation="softmax"), ValueError, ["softmax", "relu", "sigmoid", "tanh", "linear"]),
+    (lambda: fo.Dense(3, activation="softmin"), ValueError, ["softmin", "softmax", "relu", "sigmoid", "tanh", "linear"]),
     (lambda: fo.Dense(3, kernel_initializer="orthogonal"), ValueError,
      ["orthogonal", "glorot_uniform", "he_normal", "zeros"]),
     (lambda: fo.Dense(3, bias_initializer="nope"), ValueError, ["nope", "zeros"]),
@@ -258,7 +258,7 @@ def _bad_kernel_calls():
         "gemm: c is a": (lambda: _core.gemm(False, False, 1.0, sq, np.ones((4, 4)), 1.0, sq), ValueError, "c"),
         "gemm: c overlaps b": (lambda: _core.gemm(False, False, 1.0, np.ones((4, 4)), buf[:16].reshape(4, 4), 0.0,
                                                   buf[8:24].reshape(4, 4)), ValueError, "shares memory"),
-        "dense_forward: activation": (lambda: _core.dense_forward(out, x, k, bias, 9), ValueError, "activation"),
+        "dense_forward: activation": (lambda: _core.dense_forward(out, x, k, bias, 99), ValueError, "activation"),
         "dense_forward: x dtype": (lambda: _core.dense_forward(out, x.astype(np.float32), k, bias, 0), TypeError, "x"),
         "dense_forward: bias dtype": (lambda: _core.dense_forward(out, x, k, bias.astype(np.float32), 0),
                                       TypeError, "bias"),

@@ -140,32 +140,6 @@ def test_save_is_atomic_and_replaces(tmp_path):
     assert_same_weights(fo.load_model(path), b)
 
 
-def test_failed_save_leaves_no_temporary_and_the_old_file(tmp_path, monkeypatch):
-    path = tmp_path / "model.npz"
-    good = make_model(seed=1)
-    good.save(path)
-    before = path.read_bytes()
-
-    def broken_savez(f, **arrays):
-        f.write(b"partial")
-        raise OSError("disk full")
-
-    monkeypatch.setattr(np, "savez", broken_savez)
-    with pytest.raises(OSError, match="disk full"):
-        make_model(seed=2).save(path)
-    monkeypatch.undo()
-    assert sorted(os.listdir(tmp_path)) == ["model.npz"]
-    assert path.read_bytes() == before
-
-    # a configuration that cannot be written (a learning rate given as a lambda)
-    odd = make_model(seed=3)
-    odd.compile(fo.optimizers.SGD(lambda step: 0.1), "mse")
-    with pytest.raises((TypeError, ValueError)):
-        odd.save(path)
-    assert sorted(os.listdir(tmp_path)) == ["model.npz"]
-    assert path.read_bytes() == before
-
-
 def test_saved_file_has_ordinary_permissions(tmp_path):
     ordinary = tmp_path / "plain"
     ordinary.write_bytes(b"")

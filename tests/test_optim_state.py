@@ -169,7 +169,8 @@ def test_config_keeps_every_hyperparameter():
     sched = fo.schedules.PiecewiseConstantDecay([5], [0.1, 0.01])
     cfg = fo.optimizers.SGD(learning_rate=sched).get_config()
     assert cfg["learning_rate"] == {"class_name": "PiecewiseConstantDecay",
-                                    "config": {"boundaries": [5.0], "values": [0.1, 0.01]}}
+                                    "config": {"boundaries": [5.0], "values": [0.1, 0.01],
+                                               "name": "PiecewiseConstant"}}
     again = fo.optimizers.SGD.from_config(cfg)
     assert isinstance(again.get_config()["learning_rate"], dict)
     w = np.zeros(1)

@@ -69,11 +69,23 @@ SCHEDULES = [
     S.PiecewiseConstantDecay([3, 10.5], [1.0, 0.5, 0.1]),
     S.PiecewiseConstantDecay([0], [0.2, 0.1]),
 ]
+# Keras' other schedules; the twin computes them another way (the restarts period
+# by period), so it agrees to round-off rather than bit for bit
+NEW_SCHEDULES = [
+    S.PolynomialDecay(0.1, 20, 0.01), S.PolynomialDecay(0.1, 7, 0.0, power=0.5, cycle=True),
+    S.PolynomialDecay(0.3, 12.5, 0.05, power=2.0),
+    S.CosineDecay(0.1, 30), S.CosineDecay(0.2, 25, alpha=0.1),
+    S.CosineDecay(0.0, 20, warmup_target=0.1, warmup_steps=15),
+    S.CosineDecay(0.05, 20, alpha=0.2, warmup_target=0.1, warmup_steps=0),
+    S.CosineDecayRestarts(0.1, 10), S.CosineDecayRestarts(0.1, 7, t_mul=1.0, m_mul=0.5, alpha=0.1),
+    S.CosineDecayRestarts(0.2, 5, t_mul=1.5, m_mul=0.9),
+]
 IDS = [repr(s) for s in SCHEDULES]
+NEW_IDS = [repr(s) for s in NEW_SCHEDULES]
 
 
 @pytest.mark.parametrize("start, count", [(0, 100), (37, 50), (5, 1), (3, 0)])
-@pytest.mark.parametrize("schedule", SCHEDULES, ids=IDS)
+@pytest.mark.parametrize("schedule", SCHEDULES + NEW_SCHEDULES, ids=IDS + NEW_IDS)
 def test_values_equal_calls(schedule, start, count):
     v = schedule.values(start, count)
     assert v.dtype == np.float64 and v.shape == (count,)
@@ -97,6 +109,96 @@ def test_reference_twin_formulas_agree(schedule):
     """The twin computes each schedule from its config with its own formula."""
     for k in STEPS:
         assert schedule_value(schedule, k) == pytest.approx(schedule(k), rel=1e-15)
+
+
+@pytest.mark.parametrize("schedule", NEW_SCHEDULES, ids=NEW_IDS)
+def test_reference_twin_formulas_agree_new(schedule):
+    for k in range(200):
+        assert schedule_value(schedule, k) == pytest.approx(schedule(k), rel=1e-12, abs=1e-15), k
+
+
+def test_calling_with_an_array_of_steps():
+    s = S.CosineDecay(0.1, 30, warmup_target=0.2, warmup_steps=5)
+    steps = np.arange(50)
+    np.testing.assert_array_equal(s(steps), [s(int(k)) for k in steps])
+    assert isinstance(s(3), float) and isinstance(s(np.int64(3)), float)
+    np.testing.assert_array_equal(S.InverseSqrtDecay(1.0, 0.9)(steps), S.InverseSqrtDecay(1.0, 0.9).values(0, 50))
+
+
+def test_every_schedule_has_a_keras_name():
+    defaults = {S.ExponentialDecay(0.1, 2, 0.5): "ExponentialDecay",
+                S.InverseTimeDecay(0.1, 2, 0.5): "InverseTimeDecay",
+                S.PiecewiseConstantDecay([1], [0.1, 0.2]): "PiecewiseConstant",
+                S.PolynomialDecay(0.1, 2): "PolynomialDecay", S.CosineDecay(0.1, 2): "CosineDecay",
+                S.CosineDecayRestarts(0.1, 2): "SGDRDecay", S.InverseSqrtDecay(1.0, 0.5): "InverseSqrtDecay"}
+    for schedule, name in defaults.items():
+        assert schedule.name == name and schedule.get_config()["name"] == name
+        named = type(schedule).from_config({**schedule.get_config(), "name": "mine"})
+        assert named.name == "mine"
+
+
+def test_optimizers_schedules_is_this_module():
+    assert fo.optimizers.schedules is fo.schedules
+    assert fo.optimizers.schedules.CosineDecay is S.CosineDecay
+
+
+def test_a_user_schedule_subclass_in_fit_and_apply_gradients():
+    class Halving(S.LearningRateSchedule):
+        def __init__(self, lr):
+            self.lr = lr
+
+        def __call__(self, step):
+            return self.lr / 2 ** (step // 3)
+
+        def get_config(self):
+            return {"lr": self.lr}
+
+    opt = fo.optimizers.SGD(learning_rate=Halving(0.8))
+    w = np.zeros(1)
+    for _ in range(7):
+        opt.apply_gradients([(np.ones(1), w)])
+    np.testing.assert_allclose(w, [-(3 * 0.8 + 3 * 0.4 + 0.2)], rtol=1e-15)
+    again = S.deserialize(S.serialize(Halving(0.8)), custom_objects={"Halving": Halving})
+    assert again.lr == 0.8
+    with pytest.raises(ValueError, match="custom_objects"):
+        S.deserialize(S.serialize(Halving(0.8)))
+    # a subclass of a built-in schedule with a __call__ of its own: values() follows its __call__
+    class Doubled(S.ExponentialDecay):
+        def __call__(self, step):
+            return 2 * super().__call__(step)
+
+    d = Doubled(0.1, 2, 0.5)
+    np.testing.assert_array_equal(d.values(0, 6), [2 * S.ExponentialDecay(0.1, 2, 0.5)(k) for k in range(6)])
+
+
+def test_base_class_says_what_to_override():
+    class Empty(S.LearningRateSchedule):
+        pass
+
+    with pytest.raises(NotImplementedError, match="__call__"):
+        Empty()(0)
+    with pytest.raises(NotImplementedError, match="get_config"):
+        Empty().get_config()
+    assert "Empty" in repr(Empty())
+
+
+def test_fit_with_new_schedules_follows_apply_gradients():
+    """fit takes values() for a whole epoch; a step-by-step run calls the schedule."""
+    for schedule in NEW_SCHEDULES[::3]:
+        rng = np.random.default_rng(0)
+        x = rng.standard_normal((12, 3))
+        y = rng.standard_normal((12, 1))
+        a = fo.Sequential([fo.Dense(1, input_shape=(3,))], dtype="float64", seed=0)
+        b = fo.Sequential([fo.Dense(1, input_shape=(3,))], dtype="float64", seed=0)
+        a.compile(fo.optimizers.SGD(learning_rate=schedule), "mse")
+        b.compile(fo.optimizers.SGD(learning_rate=schedule), "mse")
+        a.fit(x, y, epochs=5, batch_size=4, shuffle=False, verbose=0)
+        for _ in range(5):
+            for k in range(0, 12, 4):
+                _, grads = b.compute_gradients(x[k:k + 4], y[k:k + 4])
+                b.optimizer.apply_gradients(zip(grads, b.trainable_variables))
+        for u, v in zip(a.get_weights(), b.get_weights()):
+            np.testing.assert_allclose(u, v, rtol=1e-12, atol=1e-14)
 
 
 # -- optimizers evaluate lr(iterations) ----------------------------------------------
@@ -158,7 +260,7 @@ def test_learning_rate_can_be_replaced_by_a_schedule():
 
 # -- serialization and bad arguments ------------------------------------------------
 
-@pytest.mark.parametrize("schedule", SCHEDULES, ids=IDS)
+@pytest.mark.parametrize("schedule", SCHEDULES + NEW_SCHEDULES, ids=IDS + NEW_IDS)
 def test_serialize_round_trip(schedule):
     again = S.deserialize(S.serialize(schedule))
     assert type(again) is type(schedule)
@@ -189,7 +291,24 @@ BAD = [
     (lambda: S.PiecewiseConstantDecay([math.nan], [1.0, 0.5]), ValueError, "boundaries"),
     (lambda: S.PiecewiseConstantDecay([1], [1.0, -0.5]), ValueError, "values"),
     (lambda: S.PiecewiseConstantDecay([1], [1.0, math.inf]), ValueError, "values"),
-    (lambda: S.deserialize({"class_name": "CosineDecay", "config": {}}), ValueError, "CosineDecay"),
+    (lambda: S.deserialize({"class_name": "NoSuchDecay", "config": {}}), ValueError, "NoSuchDecay"),
+    (lambda: S.deserialize("ExponentialDecay"), ValueError, "class_name"),
+    (lambda: S.serialize(lambda step: 0.1), TypeError, "LearningRateSchedule"),
+    (lambda: S.ExponentialDecay(0.1, 10, 0.5, name=3), TypeError, "name"),
+    (lambda: S.PolynomialDecay(0.1, 0), ValueError, "decay_steps"),
+    (lambda: S.PolynomialDecay(-0.1, 10), ValueError, "initial_learning_rate"),
+    (lambda: S.PolynomialDecay(0.1, 10, end_learning_rate=-1.0), ValueError, "end_learning_rate"),
+    (lambda: S.PolynomialDecay(0.1, 10, power=-1.0), ValueError, "power"),
+    (lambda: S.PolynomialDecay(0.1, 10, power=math.nan), ValueError, "power"),
+    (lambda: S.CosineDecay(0.1, 0), ValueError, "decay_steps"),
+    (lambda: S.CosineDecay(0.1, 10, alpha=-0.1), ValueError, "alpha"),
+    (lambda: S.CosineDecay(0.1, 10, warmup_target=-0.1, warmup_steps=3), ValueError, "warmup_target"),
+    (lambda: S.CosineDecay(0.1, 10, warmup_target=0.2, warmup_steps=-3), ValueError, "warmup_steps"),
+    (lambda: S.CosineDecay(0.1, 10, warmup_target="0.2"), TypeError, "warmup_target"),
+    (lambda: S.CosineDecayRestarts(0.1, 0), ValueError, "first_decay_steps"),
+    (lambda: S.CosineDecayRestarts(0.1, 10, t_mul=0.5), ValueError, "t_mul"),
+    (lambda: S.CosineDecayRestarts(0.1, 10, m_mul=-1.0), ValueError, "m_mul"),
+    (lambda: S.CosineDecayRestarts(0.1, 10, alpha=math.inf), ValueError, "alpha"),
 ]
 
 

@@ -17,20 +17,21 @@ from ._blas import preload as _preload_blas
 _preload_blas()
 
 from . import _core  # noqa: E402,F401  (loaded after the BLAS it links)
-from . import (callbacks, initializers, losses, metrics, model_selection, optimizers,  # noqa: E402
-               regularizers, schedules)
 from ._warnings import DivergenceWarning  # noqa: E402
+from . import (callbacks, initializers, layers, losses, metrics, model_selection, optimizers,  # noqa: E402
+               regularizers, schedules)
+from . import activations  # noqa: E402
 from .articles import gradient, gradient_descent, linear_model, mse_loss  # noqa: E402
 from .data import train_test_split  # noqa: E402
-from .layers import Dense  # noqa: E402
-from .models import Sequential, load_model  # noqa: E402
+from .layers import Dense, Input, InputLayer  # noqa: E402
+from .models import Sequential, clone_model, load_model  # noqa: E402
 
 __version__ = "0.1.0"
 
 __all__ = [
-    "Sequential", "Dense", "load_model", "train_test_split", "DivergenceWarning",
+    "Sequential", "Dense", "Input", "InputLayer", "load_model", "clone_model", "train_test_split",
     "linear_model", "mse_loss", "gradient", "gradient_descent",
-    "optimizers", "schedules", "initializers", "regularizers", "callbacks", "losses", "metrics",
-    "model_selection",
+    "optimizers", "schedules", "initializers", "regularizers", "callbacks", "losses", "metrics", "layers",
+    "model_selection", "activations", "DivergenceWarning",
     "__version__",
 ]

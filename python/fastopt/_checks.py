@@ -82,3 +82,40 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
         if not (_core.all_finite(arr) if native else np.isfinite(arr).all()):
             raise ValueError(f"{name} contains NaN or inf")
     return arr
+
+
+def keras_keywords(keras_only: tuple = (), aliases: Optional[dict] = None):
+    """Decorator: an unknown keyword argument raises a TypeError that names
+    the closest accepted one (``Dense(10, activaton="relu")`` -> "did you mean
+    'activation'?"), or says that fastopt does not take a Keras argument it
+    lacks (``keras_only``); ``aliases`` maps old or other libraries' names to
+    the Keras one (``{"lr": "learning_rate"}``)."""
+    import difflib
+    import functools
+    import inspect
+
+    def decorate(fn):
+        params = inspect.signature(fn).parameters
+        accepted = frozenset(name for name, p in params.items()
+                             if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY) and name != "self")
+        owner = fn.__qualname__.replace(".__init__", "")
+
+        @functools.wraps(fn)
+        def checked(*args, **kwargs):
+            if kwargs and not accepted.issuperset(kwargs):
+                unknown = next(k for k in kwargs if k not in accepted)
+                message = f"{owner}() got an unexpected keyword argument {unknown!r}"
+                close = (aliases or {}).get(unknown) or next(
+                    iter(difflib.get_close_matches(unknown, sorted(accepted), n=1, cutoff=0.7)), None)
+                if unknown in keras_only:
+                    message += f": a Keras argument that fastopt's {owner} does not support"
+                elif close is not None:
+                    message += f"; did you mean {close!r}?"
+                else:
+                    message += f"; it accepts {sorted(accepted)}"
+                raise TypeError(message)
+            return fn(*args, **kwargs)
+
+        return checked
+
+    return decorate

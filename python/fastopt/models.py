@@ -19,10 +19,9 @@ give the same bits; ``fastopt.models._FAST_PATH = False`` forces the thorough on
 """
 from __future__ import annotations
 
-import json
+import difflib
 import numbers
 import os
-import tempfile
 import warnings
 from typing import Any, Mapping, Optional, Sequence, Union
 
@@ -30,14 +29,17 @@ import numpy as np
 
 from . import _core
 from . import callbacks as _callbacks
+from . import layers as _layers
 from . import losses as _losses
 from . import metrics as _metrics
 from . import optimizers as _optimizers
-from ._checks import as_float_array, check_int, check_real
+from . import saving as _saving
+from ._checks import as_float_array, check_int, check_real, keras_keywords
 from ._warnings import DivergenceWarning
-from .layers import Dense
+from .layers import Dense, InputLayer
+from .saving import load_model  # noqa: F401  (fastopt.models.load_model, as before)
 
-__all__ = ["Sequential", "load_model"]
+__all__ = ["Sequential", "load_model", "clone_model"]
 
 # the per-step calls try C first with the arrays as given (tests set it to False
 # to force the thorough path; both must give the same bits)
@@ -53,19 +55,6 @@ _LOSS_CODES = {"mean_squared_error": _core.LOSS_MSE}
 _DIVERGED = {1: "the loss became NaN or infinite",
              2: "the loss grew more than 1e6 times above its starting value",
              3: "the weights became NaN or infinite"}
-
-
-def _overrides(cb, name: str) -> bool:
-    """Whether a callback defines hook ``name`` beyond the base Callback's."""
-    if name in getattr(cb, "__dict__", ()):
-        return True
-    method = getattr(type(cb), name, None)
-    return method is not None and method is not getattr(_callbacks.Callback, name, None)
-
-
-def _hooks(cbs, name: str) -> list:
-    """The bound ``name`` hooks of the callbacks that define one."""
-    return [getattr(cb, name) for cb in cbs if _overrides(cb, name)]
 
 
 def _check_verbose(verbose) -> int:
@@ -99,14 +88,21 @@ class Sequential:
     initial weights and the shuffling reproducible bit for bit.
     """
 
+    @keras_keywords(keras_only=("trainable",))
     def __init__(self, layers: Optional[Sequence[Dense]] = None, dtype: str = "float32",
                  seed: Optional[int] = None, name: Optional[str] = None):
+        if isinstance(layers, _layers.Layer):  # Keras 3 too refuses one layer ("not iterable")
+            raise TypeError(f"Sequential takes a list of layers, got a single {type(layers).__name__}: "
+                            f"write Sequential([{type(layers).__name__}(...)])")
+        if layers is not None and (isinstance(layers, (str, bytes, dict)) or not hasattr(layers, "__iter__")):
+            raise TypeError(f"Sequential takes a list of layers, got {type(layers).__name__}")
         self.dtype = np.dtype(dtype)
         if self.dtype not in (np.float32, np.float64):
             raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}")
         self.seed = None if seed is None else check_int(seed, "seed", low=0)
         self.name = name or "sequential"
         self.layers: list[Dense] = []
+        self._input_layer: Optional[InputLayer] = None  # fo.Input((features,)), not among self.layers
         self._optimizer: Optional[_optimizers.Optimizer] = None
         self._bound_opt: Optional[_optimizers.Optimizer] = None  # the one the network steps with
         self._net = None  # the _core.Network, once built
@@ -124,8 +120,9 @@ class Sequential:
         _core.rng_seed(self._rng, int(seed_seq.generate_state(1, np.uint64)[0]))
         for layer in layers or ():
             self._append(layer)
-        if self.layers and self.layers[0].input_shape is not None:
-            self.build((None, self.layers[0].input_shape[0]))
+        width = self._declared_input_dim()
+        if self.layers and width is not None:
+            self.build((None, width))
 
     @property
     def _rng_state(self) -> np.ndarray:
@@ -150,19 +147,25 @@ class Sequential:
 
     # -- structure --------------------------------------------------------------
     def add(self, layer: Dense) -> None:
-        """Append a layer; the model builds once the input width is known (the
-        first layer's ``input_shape``, or the first ``fit``)."""
+        """Append a layer; the model builds once the input width is known (an
+        ``fo.Input((features,))`` added first, the first layer's ``input_shape``,
+        or the first ``fit``)."""
         self._append(layer)
+        if isinstance(layer, InputLayer):
+            return
         if self.built:  # rebuild with one more layer, keeping the weights so far
             old = self.get_weights()
             self._params = None
             self.build((None, self._input_dim))
             for v, w in zip(self._variables, old):
                 v[...] = w
-        elif self.layers[0].input_shape is not None:
-            self.build((None, self.layers[0].input_shape[0]))
+        elif self._declared_input_dim() is not None:
+            self.build((None, self._declared_input_dim()))
 
     def _append(self, layer: Dense) -> None:
+        if isinstance(layer, InputLayer):
+            self._set_input_layer(layer)
+            return
         if not isinstance(layer, Dense):
             raise TypeError(f"Sequential takes Dense layers, got {type(layer).__name__}")
         if any(layer is l for l in self.layers):
@@ -170,9 +173,64 @@ class Sequential:
         if layer.built:
             raise ValueError(f"layer {layer.name!r} already belongs to a built model; its weights live "
                              "in that model's buffer, so make a new Dense layer")
+        if (not self.layers and self._input_layer is not None and layer._input_shape_arg is not None
+                and layer._input_shape_arg != self._input_layer.batch_shape[1:]):
+            raise ValueError(f"the model's Input has shape {self._input_layer.batch_shape[1:]} but the first "
+                             f"layer says input_shape={layer._input_shape_arg}")
+        names = {l.name for l in self.layers}
+        if layer.name in names:
+            raise ValueError(f"All layers added to a Sequential model should have unique names. Name "
+                             f"{layer.name!r} is already the name of a layer in this model. Update the "
+                             "`name` argument to pass a unique name.")
         if layer.name is None:
-            layer.name = "dense" if not self.layers else f"dense_{len(self.layers)}"
+            base = layer._default_name()
+            layer.name = next(n for n in (base if k == 0 else f"{base}_{k}" for k in range(len(names) + 1))
+                              if n not in names)
         self.layers.append(layer)
+
+    def _set_input_layer(self, layer: InputLayer) -> None:
+        """``fo.Input`` first in the model: its width (and dtype, which must be the model's)."""
+        if self._input_layer is not None:
+            raise ValueError(f"Sequential model {self.name!r} has already been configured to use input "
+                             f"shape {self._input_layer.batch_shape}. You cannot add a different Input layer to it.")
+        if self.layers:
+            raise ValueError("an Input must come first in a Sequential model, before its layers")
+        if layer.dtype is not None and np.dtype(layer.dtype) != self.dtype:
+            raise ValueError(f"Input has dtype {layer.dtype} but the model computes in {self.dtype.name}; "
+                             f"pass dtype={layer.dtype!r} to Sequential")
+        if layer.name is None:
+            layer.name = layer._default_name()
+        self._input_layer = layer
+
+    def _declared_input_dim(self) -> Optional[int]:
+        """The input width the model was given: by ``fo.Input`` or the first layer's ``input_shape``."""
+        if self._input_layer is not None:
+            return self._input_layer.batch_shape[-1]
+        if self.layers and self.layers[0]._input_shape_arg is not None:
+            return self.layers[0]._input_shape_arg[0]
+        return None
+
+    def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Dense:
+        """A layer by ``name`` or by ``index`` in ``model.layers``, as Keras' ``get_layer``."""
+        if index is not None and name is not None:
+            raise ValueError(f"Provide only a layer name or a layer index. Received: index={index}, name={name}.")
+        if index is not None:
+            index = check_int(index, "index")
+            if not -len(self.layers) <= index < len(self.layers):
+                raise ValueError(f"Was asked to retrieve layer at index {index} but model only has "
+                                 f"{len(self.layers)} layers.")
+            return self.layers[index]
+        if name is not None:
+            if not isinstance(name, str):
+                raise TypeError(f"name must be a string, got {type(name).__name__}")
+            for layer in self.layers:
+                if layer.name == name:
+                    return layer
+            names = [l.name for l in self.layers]
+            close = difflib.get_close_matches(name, names, n=1)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise ValueError(f"No such layer: {name}. Existing layers are: {names}.{hint}")
+        raise ValueError("Provide either a layer name or layer index at `get_layer`.")
 
     @property
     def built(self) -> bool:
@@ -250,32 +308,22 @@ class Sequential:
         return [v.copy() for v in self._variables]
 
     def set_weights(self, weights: Sequence) -> None:
-        """Copy ``weights`` (``get_weights()`` order and shapes) into the model;
-        every array is checked before any is written."""
+        """Copy ``weights`` (``get_weights()`` order and shapes) into the model."""
         self._require_built("set_weights")
-        if isinstance(weights, np.ndarray) or not hasattr(weights, "__len__"):
-            raise TypeError("set_weights takes a list of arrays, as get_weights() returns")
-        if len(weights) != len(self._variables):
-            raise ValueError(f"set_weights: expected {len(self._variables)} arrays, got {len(weights)}")
-        staged = []
-        for i, (w, v) in enumerate(zip(weights, self._variables)):
-            a = as_float_array(w, f"weights[{i}]")
-            if a.shape != v.shape:
-                raise ValueError(f"weights[{i}] has shape {a.shape}, expected {v.shape}")
-            staged.append(a)
-        for a, v in zip(staged, self._variables):
-            v[...] = a
+        _layers.assign_weights(self._variables, weights, "set_weights")
 
     # -- training configuration ---------------------------------------------------
+    @keras_keywords(keras_only=("loss_weights", "weighted_metrics", "run_eagerly", "steps_per_execution",
+                                "jit_compile", "auto_scale_loss"))
     def compile(self, optimizer: Union[str, _optimizers.Optimizer] = "rmsprop",
                 loss: Any = "mean_squared_error", metrics: Optional[Sequence] = None) -> None:
         """Choose the optimizer (a name such as ``"adam"`` or an optimizer object),
         the loss (mean squared error) and the metrics (``"mse"``, ``"mae"`` and
         their long names)."""
         opt = _optimizers.get(optimizer)
-        loss_name = _losses.get(loss)
+        loss_name = _losses._training_loss_name(loss)
         names = list(metrics or [])
-        kinds = [_metrics.get(m) for m in names]
+        kinds = [_metrics._training_metric_kind(m) for m in names]
         code = _LOSS_CODES[loss_name]
         self.loss = loss_name
         self.metrics_names = [m if isinstance(m, str) else m.__name__ for m in names]
@@ -459,7 +507,8 @@ class Sequential:
             verbose: Union[int, str] = "auto", callbacks: Optional[Sequence[_callbacks.Callback]] = None,
             validation_split: float = 0.0, validation_data: Optional[tuple] = None, shuffle: bool = True,
             class_weight: Optional[Mapping[int, float]] = None, sample_weight=None, initial_epoch: int = 0,
-            steps_per_epoch: Optional[int] = None, validation_batch_size: Optional[int] = None,
+            steps_per_epoch: Optional[int] = None, validation_steps: Optional[int] = None,
+            validation_batch_size: Optional[int] = None,
             validation_freq: Union[int, Sequence[int]] = 1) -> _callbacks.History:
         """Train for ``epochs`` epochs of mini-batches, Keras 3's arguments in Keras'
         order: ``batch_size=None`` means 32 (the whole set per step is
@@ -467,7 +516,9 @@ class Sequential:
         ({class: weight}) weigh each sample's loss, ``sum_i w_i * loss_i / batch``;
         ``validation_data`` is ``(x, y)`` or ``(x, y, sample_weight)``, evaluated
         after every ``validation_freq``-th epoch (or the epochs listed);
-        ``steps_per_epoch`` takes only the first batches of each shuffled epoch.
+        ``steps_per_epoch`` takes only the first batches of each shuffled epoch,
+        ``validation_steps`` the first ``validation_batch_size`` (or ``batch_size``)
+        batches of the validation data.
 
         Returns ``History`` with per-epoch ``loss``, metrics and ``val_*`` values.
         Without callbacks, validation or progress output (``verbose=0``), the
@@ -489,8 +540,9 @@ class Sequential:
             steps_per_epoch = check_int(steps_per_epoch, "steps_per_epoch", low=1)
         if validation_batch_size is not None:
             check_int(validation_batch_size, "validation_batch_size", low=1)
+        if validation_steps is not None:
+            validation_steps = check_int(validation_steps, "validation_steps", low=1)
         validation_freq = _check_validation_freq(validation_freq)
-        cbs = list(callbacks or [])
         x = self._x(x)
         y = self._y(y, x.shape[0])
         if class_weight is not None and sample_weight is not None:
@@ -513,35 +565,37 @@ class Sequential:
             val = (x[split:], y[split:], None if sw is None else sw[split:])
             x, y = np.ascontiguousarray(x[:split]), np.ascontiguousarray(y[:split])
             sw = None if sw is None else np.ascontiguousarray(sw[:split])
+        if val is not None and validation_steps is not None:
+            rows = validation_steps * (validation_batch_size or batch_size)
+            val = tuple(None if a is None else np.ascontiguousarray(a[:rows]) for a in val)
         if class_weight is not None:  # Keras: the training samples only
             sw = self._class_weight(class_weight, y)
+        n = x.shape[0]
+        steps = -(-n // min(batch_size, n))
+        if steps_per_epoch is not None:
+            if steps_per_epoch > steps:
+                raise ValueError(f"steps_per_epoch={steps_per_epoch} is more than the {steps} batches of "
+                                 f"one epoch ({n} samples, batch_size={batch_size})")
+            steps = steps_per_epoch
+        cbs = _callbacks.CallbackList(callbacks, add_history=True, add_progbar=bool(verbose), model=self,
+                                      epochs=epochs, steps=steps, verbose=verbose)
         if not self.built:
             self.build(x.shape)
             x = self._x(x)
         if self._optimizer is not self._bound_opt:
             self._bind()
-        batches = self._net.batches(x, y, sw, batch_size, bool(shuffle), steps_per_epoch or 0)
-
-        history = _callbacks.History()
-        history.params = {"epochs": epochs, "steps": batches.steps, "verbose": verbose}
-        self.history = history
-        if verbose:
-            cbs.append(_callbacks.ProgressLogger(epochs))
-        watched = bool(cbs) or val is not None
-        cbs.append(history)
-        for cb in cbs:
-            cb.set_model(self)
+        batches = self._net.batches(x, y, sw, batch_size, bool(shuffle), steps)
+        # nothing to run between epochs: they go to C in bulk
+        watched = bool(callbacks) or val is not None or bool(verbose)
         self.stop_training = False
         run = _FitRun(self, batches, initial_epoch)
-        for cb in cbs:
-            cb.on_train_begin()
+        cbs.on_train_begin()
         if watched:
             run.epochs_watched(epochs, cbs, val, validation_freq)
         else:
-            run.epochs_in_bulk(epochs, history)
-        for cb in cbs:
-            cb.on_train_end()
-        return history
+            run.epochs_in_bulk(epochs, self.history)
+        cbs.on_train_end()
+        return self.history
 
     # -- inference ------------------------------------------------------------------
     def predict(self, x, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto",
@@ -557,43 +611,33 @@ class Sequential:
             if out is not NotImplemented:
                 return out
         self._require_built("predict")
-        batch_size, verbose, cbs = self._inference_arguments(batch_size, verbose, callbacks)
+        batch_size, verbose = self._inference_arguments(batch_size, verbose)
         x = self._x(x)
         if steps is not None:
             x = x[:check_int(steps, "steps", low=1) * batch_size]
-        for hook in _hooks(cbs, "on_predict_begin"):
-            hook()
-        begin, end = _hooks(cbs, "on_predict_batch_begin"), _hooks(cbs, "on_predict_batch_end")
-        if begin or end:
+        n_steps = -(-x.shape[0] // batch_size)
+        cbs = _callbacks.CallbackList(callbacks, model=self, verbose=verbose, epochs=1, steps=n_steps)
+        cbs.on_predict_begin()
+        if cbs.uses_predict_batch_hooks:
             parts = []
             for step, start in enumerate(range(0, x.shape[0], batch_size)):
-                for hook in begin:
-                    hook(step)
+                cbs.on_predict_batch_begin(step)
                 parts.append(self._net.forward(np.ascontiguousarray(x[start:start + batch_size])))
-                for hook in end:
-                    hook(step, {"outputs": parts[-1]})
+                cbs.on_predict_batch_end(step, {"outputs": parts[-1]})
             out = np.concatenate(parts)
         else:
             out = self._net.forward(x)
-        for hook in _hooks(cbs, "on_predict_end"):
-            hook()
-        if verbose:
-            n_steps = -(-x.shape[0] // batch_size)
-            print(f"{n_steps}/{n_steps}")
+        cbs.on_predict_end()
         return out
 
     def __call__(self, x) -> np.ndarray:
         return self.predict(x)
 
-    def _inference_arguments(self, batch_size, verbose, callbacks) -> tuple[int, int, list]:
-        """predict's and evaluate's batch_size (None: 32), verbose ("auto": silent)
-        and callbacks (given this model)."""
+    def _inference_arguments(self, batch_size, verbose) -> tuple[int, int]:
+        """predict's and evaluate's batch_size (None: 32) and verbose ("auto": silent)."""
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", low=1)
         verbose = 0 if isinstance(verbose, str) and verbose == "auto" else _check_verbose(verbose)
-        cbs = list(callbacks or [])
-        for cb in cbs:
-            cb.set_model(self)
-        return batch_size, verbose, cbs
+        return batch_size, verbose
 
     def evaluate(self, x=None, y=None, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto",
                  sample_weight=None, steps: Optional[int] = None,
@@ -606,7 +650,7 @@ class Sequential:
         prints nothing, 1 or 2 one line."""
         self._require_built("evaluate")
         self._require_compiled("evaluate")
-        batch_size, verbose, cbs = self._inference_arguments(batch_size, verbose, callbacks)
+        batch_size, verbose = self._inference_arguments(batch_size, verbose)
         x = self._x(x)
         y = self._y(y, x.shape[0])
         sw = self._sample_weight(sample_weight, x.shape[0])
@@ -614,31 +658,26 @@ class Sequential:
             rows = check_int(steps, "steps", low=1) * batch_size
             x, y = x[:rows], y[:rows]
             sw = None if sw is None else sw[:rows]
-        for hook in _hooks(cbs, "on_test_begin"):
-            hook()
-        begin, end = _hooks(cbs, "on_test_batch_begin"), _hooks(cbs, "on_test_batch_end")
-        if begin or end:
+        n_steps = -(-x.shape[0] // batch_size)
+        cbs = _callbacks.CallbackList(callbacks, add_progbar=bool(verbose), model=self, verbose=verbose,
+                                      epochs=1, steps=n_steps)
+        cbs.on_test_begin()
+        if cbs.uses_test_batch_hooks:
             total, sse, sae = 0.0, 0.0, 0.0
             for step, start in enumerate(range(0, x.shape[0], batch_size)):
-                for hook in begin:
-                    hook(step)
+                cbs.on_test_batch_begin(step)
                 part = slice(start, start + batch_size)
                 xb, yb = np.ascontiguousarray(x[part]), np.ascontiguousarray(y[part])
                 loss_b, sse_b, sae_b = self._net.evaluate(
                     xb, yb, None if sw is None else np.ascontiguousarray(sw[part]))
                 total, sse, sae = total + loss_b * xb.shape[0], sse + sse_b, sae + sae_b
                 rows = min(start + batch_size, x.shape[0])
-                for hook in end:
-                    hook(step, self._logs(total / rows, sse, sae, rows * y.shape[1]))
+                cbs.on_test_batch_end(step, self._logs(total / rows, sse, sae, rows * y.shape[1]))
             loss = total / x.shape[0]
         else:
             loss, sse, sae = self._net.evaluate(x, y, sw)
         logs = self._logs(loss, sse, sae, y.size)
-        for hook in _hooks(cbs, "on_test_end"):
-            hook(logs)
-        if verbose:
-            n_steps = -(-x.shape[0] // batch_size)
-            print(f"{n_steps}/{n_steps} - " + " - ".join(f"{k}: {v:.4f}" for k, v in logs.items()))
+        cbs.on_test_end(logs)
         if return_dict:
             return logs
         return logs["loss"] if not self.metrics_names else list(logs.values())
@@ -662,35 +701,51 @@ class Sequential:
 
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
-                "input_dim": self._input_dim if self.built else None,
+                "input_dim": self._input_dim if self.built else self._declared_input_dim(),
                 "layers": [l.get_config() for l in self.layers]}
 
-    def save(self, path: Union[str, os.PathLike]) -> None:
-        """Weights, architecture and optimizer state in one ``.npz``, written
-        atomically (a temporary file renamed over ``path``)."""
-        self._require_built("save")
-        path = os.fspath(path)
-        meta = {"model": self.get_config(), "loss": self.loss, "metrics": self.metrics_names,
-                "optimizer": None if self.optimizer is None else _optimizers.serialize(self.optimizer),
-                "iterations": None if self.optimizer is None else self.optimizer.iterations}
-        arrays = {"params": self._params, "rng_state": self._rng_state,
-                  "meta": np.frombuffer(json.dumps(meta).encode(), np.uint8)}
-        for k, s in enumerate(self._slots):
-            if s is not None:
-                arrays[f"slot_{k}"] = s
-        directory = os.path.dirname(os.path.abspath(path))
-        fd, tmp = tempfile.mkstemp(prefix=".fastopt-", suffix=".npz", dir=directory)
-        try:
-            # mkstemp makes the file private (0600): give it the mode open() would
-            umask = os.umask(0)
-            os.umask(umask)
-            os.chmod(tmp, 0o666 & ~umask)
-            with os.fdopen(fd, "wb") as f:
-                np.savez(f, **arrays)
-            os.replace(tmp, path)
-        except BaseException:
-            os.unlink(tmp)
-            raise
+    @classmethod
+    def from_config(cls, config: dict[str, Any]) -> "Sequential":
+        """The model a :meth:`get_config` result describes: the same layers and
+        input width, with weights fresh from the initializers (and the seed).
+        A layer entry may also be ``{"class_name": ..., "config": ...}``."""
+        if not isinstance(config, dict) or not isinstance(config.get("layers"), (list, tuple)):
+            raise ValueError("config must be a dict with a 'layers' list (a Sequential.get_config() result)")
+        unknown = set(config) - {"name", "dtype", "seed", "input_dim", "layers"}
+        if unknown:
+            raise ValueError(f"unknown Sequential config keys {sorted(unknown)}")
+        layers = [_layers.deserialize(c) if "class_name" in c else Dense.from_config(c) for c in config["layers"]]
+        model = cls(layers, dtype=config.get("dtype", "float32"), seed=config.get("seed"), name=config.get("name"))
+        input_dim = config.get("input_dim")
+        if input_dim is not None and not model.built:
+            if model.layers:
+                model.build((None, input_dim))
+            else:
+                model._set_input_layer(InputLayer(shape=(input_dim,)))
+        return model
+
+    def save(self, path: Union[str, os.PathLike], overwrite: bool = True) -> None:
+        """Architecture, weights, optimizer state and step count in one ``.npz``
+        (``path`` ending in ``.npz`` or without a suffix; ``.keras`` and ``.h5``
+        are refused), written atomically: see :mod:`fastopt.saving`."""
+        _saving.save_model(self, path, overwrite=overwrite)
+
+    def save_weights(self, path: Union[str, os.PathLike], overwrite: bool = True) -> None:
+        """The weights alone (``get_weights()`` order) in one ``.npz``, written atomically."""
+        _saving.save_weights(self, path, overwrite=overwrite)
+
+    def load_weights(self, path: Union[str, os.PathLike]) -> None:
+        """Weights written by :meth:`save_weights`; checked whole (count, shapes,
+        dtype, finiteness) before any weight changes."""
+        _saving.load_weights(self, path)
+
+    def __reduce__(self):
+        # pickle and copy.deepcopy go through the file format, in memory: the
+        # weights, optimizer state, iterations and generators come back exactly
+        data = _saving.model_to_bytes(self)
+        if type(self) is Sequential:
+            return _saving.model_from_bytes, (data,)
+        return _saving.model_from_bytes, (data, type(self))
 
 
 class _FitRun:
@@ -759,26 +814,22 @@ class _FitRun:
         for key, values in columns.items():
             history.history.setdefault(key, []).extend(values.tolist())
 
-    def epochs_watched(self, epochs: int, cbs: list, val, validation_freq) -> None:
+    def epochs_watched(self, epochs: int, cbs, val, validation_freq) -> None:
         """One epoch per C call (one batch per call if a callback has batch hooks),
-        the callbacks between them."""
+        the callbacks (a CallbackList) between them."""
         model = self.model
-        begin, end = _hooks(cbs, "on_train_batch_begin"), _hooks(cbs, "on_train_batch_end")
+        batch_hooks = cbs.uses_train_batch_hooks
         batch_size, n = self.batches.batch_size, self.batches.n
         for epoch in range(self.epoch, epochs):
-            for cb in cbs:
-                cb.on_epoch_begin(epoch)
+            cbs.on_epoch_begin(epoch)
             stats = np.zeros((1, 4))
             rows = self.rows
-            if begin or end:
+            if batch_hooks:
                 for step in range(self.steps):
-                    for hook in begin:
-                        hook(step)
+                    cbs.on_train_batch_begin(step)
                     self._train(1, stats, epoch)
                     rows = min((step + 1) * batch_size, n)
-                    logs = self._epoch_logs(stats[0].tolist(), rows)
-                    for hook in end:
-                        hook(step, logs)
+                    cbs.on_train_batch_end(step, self._epoch_logs(stats[0].tolist(), rows))
                     if model.stop_training:
                         break
             else:
@@ -787,30 +838,24 @@ class _FitRun:
             if val is not None and _should_validate(epoch, validation_freq):
                 loss, sse, sae = self.net.evaluate(*val)
                 logs.update({"val_" + k: v for k, v in model._logs(loss, sse, sae, val[1].size).items()})
-            for cb in cbs:
-                cb.on_epoch_end(epoch, logs)
+            cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
 
-
-def load_model(path: Union[str, os.PathLike]) -> Sequential:
-    """A model saved by ``Sequential.save``, with its optimizer state: training resumes exactly."""
-    with np.load(os.fspath(path), allow_pickle=False) as f:
-        meta = json.loads(f["meta"].tobytes().decode())
-        params = f["params"]
-        rng_state = f["rng_state"]
-        slots = [f[f"slot_{k}"] if f"slot_{k}" in f else None for k in range(3)]
-    cfg = meta["model"]
-    model = Sequential([Dense.from_config(c) for c in cfg["layers"]], dtype=cfg["dtype"],
-                       seed=cfg["seed"], name=cfg["name"])
-    if not model.built:
-        model.build((None, cfg["input_dim"]))
-    if meta["optimizer"] is not None:
-        model.compile(_optimizers.deserialize(meta["optimizer"]), meta["loss"], meta["metrics"])
-        model.optimizer.iterations = meta["iterations"]
-        for dst, src in zip(model._slots, slots):
-            if dst is not None:
-                dst[...] = src
-    model._params[...] = params
-    model._rng_state[...] = rng_state
-    return model
+def clone_model(model: Sequential, clone_function=None) -> Sequential:
+    """A new model with the same architecture, as Keras' ``clone_model``: new
+    layers from each layer's config, weights drawn afresh from their
+    initializers (with the model's ``seed``, so a seeded model clones to the
+    weights it started from), not compiled.  ``clone_function(layer)`` may
+    make each new layer instead."""
+    if not isinstance(model, Sequential):
+        raise TypeError(f"clone_model takes a Sequential model, got {type(model).__name__}")
+    if clone_function is not None and not callable(clone_function):
+        raise TypeError(f"clone_function must be callable, got {type(clone_function).__name__}")
+    make = clone_function or (lambda layer: type(layer).from_config(layer.get_config()))
+    inputs = [] if model._input_layer is None else [InputLayer.from_config(model._input_layer.get_config())]
+    clone = Sequential(inputs + [make(layer) for layer in model.layers], dtype=model.dtype.name,
+                       seed=model.seed, name=model.name)
+    if model.built and not clone.built:
+        clone.build((None, model._input_dim))
+    return clone

@@ -19,6 +19,8 @@ from typing import Optional, Sequence, Union
 
 import numpy as np
 
+from . import loss as _loss
+
 __all__ = [
     "ACTIVATION_NAMES",
     "gemm",
@@ -35,8 +37,9 @@ __all__ = [
     "fit",
 ]
 
-# the order of the C activation codes (FO_LINEAR, FO_RELU, FO_SIGMOID, FO_TANH)
-ACTIVATION_NAMES = ("linear", "relu", "sigmoid", "tanh")
+# the order of the C activation codes (FO_LINEAR, FO_RELU, FO_SIGMOID, FO_TANH, ...):
+# the first four are written out below, the others come from .loss
+ACTIVATION_NAMES = _loss.ACTIVATIONS
 
 
 def _act_name(activation: Union[None, str, int]) -> str:
@@ -70,6 +73,8 @@ def activate(z, activation) -> np.ndarray:
     sigmoid ``1 / (1 + exp(-z))``, tanh."""
     z = np.asarray(z)
     name = _act_name(activation)
+    if name not in ACTIVATION_NAMES[:4]:
+        return _loss.act_forward(z, name)
     if name == "linear":
         return z.copy()
     if name == "relu":
@@ -86,6 +91,9 @@ def activation_derivative(a, activation) -> np.ndarray:
     relu ``[a > 0]``, sigmoid ``a (1 - a)``, tanh ``1 - a**2``."""
     a = np.asarray(a)
     name = _act_name(activation)
+    if name not in ACTIVATION_NAMES[:4]:
+        raise ValueError(f"{name}'s derivative is not written from its output here: use "
+                         "fastopt.reference.act_backward")
     one = a.dtype.type(1)
     if name == "linear":
         return np.ones_like(a)
@@ -112,7 +120,14 @@ def dense_backward(dout, x, kernel, out, activation) -> tuple[np.ndarray, np.nda
     ``dkernel = x.T @ dz``, ``dbias = sum over rows of dz``.  Returns
     ``(dx, dkernel, dbias)``; nothing given is written."""
     dout, x, kernel = np.asarray(dout), np.asarray(x), np.asarray(kernel)
-    dz = dout * activation_derivative(out, activation)
+    name = _act_name(activation)
+    if name in ACTIVATION_NAMES[:4]:
+        dz = dout * activation_derivative(out, activation)
+    elif _loss.act_needs_z(name):
+        raise ValueError(f"the backward pass of {name} needs the pre-activation: use "
+                         "fastopt.reference.act_backward")
+    else:  # softmax's is a row-wise Jacobian product, not elementwise
+        dz = _loss.act_backward(dout, None, np.asarray(out), name)
     return dz @ kernel.T, x.T @ dz, dz.sum(axis=0)
 
 

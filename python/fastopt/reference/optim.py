@@ -14,7 +14,9 @@ hyperparameters are Python floats, which NumPy casts to the array's dtype
 """
 from __future__ import annotations
 
+import inspect
 import math
+import re
 
 import numpy as np
 
@@ -125,29 +127,65 @@ def clip_gradients(grads, *, clipnorm=None, clipvalue=None, global_clipnorm=None
 
 # -- schedules -------------------------------------------------------------
 
-def _exponential(step, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+def _exponential(step, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
     p = step / decay_steps
     return initial_learning_rate * decay_rate ** (math.floor(p) if staircase else p)
 
 
-def _inverse_time(step, initial_learning_rate, decay_steps, decay_rate, staircase=False):
+def _inverse_time(step, initial_learning_rate, decay_steps, decay_rate, staircase=False, name=None):
     p = step / decay_steps
     return initial_learning_rate / (1.0 + decay_rate * (math.floor(p) if staircase else p))
 
 
-def _piecewise(step, boundaries, values):
+def _piecewise(step, boundaries, values, name=None):
     for boundary, value in zip(boundaries, values):
         if step <= boundary:
             return value
     return values[-1]
 
 
-def _inverse_sqrt(step, initial_learning_rate, beta):
+def _inverse_sqrt(step, initial_learning_rate, beta, name=None):
     return initial_learning_rate / math.sqrt(1.0 + beta * step)
 
 
+def _polynomial(step, initial_learning_rate, decay_steps, end_learning_rate=0.0001, power=1.0,
+                cycle=False, name=None):
+    if cycle:
+        decay_steps = decay_steps * (math.ceil(step / decay_steps) if step > 0 else 1)
+    else:
+        step = min(step, decay_steps)
+    return (initial_learning_rate - end_learning_rate) * (1 - step / decay_steps) ** power + end_learning_rate
+
+
+def _cosine_factor(fraction, alpha):
+    return (1 - alpha) * 0.5 * (1 + math.cos(math.pi * fraction)) + alpha
+
+
+def _cosine(step, initial_learning_rate, decay_steps, alpha=0.0, name=None, warmup_target=None,
+            warmup_steps=0):
+    if warmup_target is None:
+        return initial_learning_rate * _cosine_factor(min(step, decay_steps) / decay_steps, alpha)
+    if step < warmup_steps:
+        return initial_learning_rate + (warmup_target - initial_learning_rate) * step / warmup_steps
+    step = min(step - warmup_steps, decay_steps)
+    return warmup_target * _cosine_factor(step / decay_steps, alpha)
+
+
+def _cosine_restarts(step, initial_learning_rate, first_decay_steps, t_mul=2.0, m_mul=1.0, alpha=0.0,
+                     name=None):
+    # walk the periods one by one (Keras' closed form finds the period with a logarithm)
+    period, scale = first_decay_steps, 1.0
+    while step >= period:
+        step -= period
+        period *= t_mul
+        scale *= m_mul
+    return initial_learning_rate * ((1 - alpha) * scale * 0.5 * (1 + math.cos(math.pi * step / period)) + alpha)
+
+
 _SCHEDULES = {"ExponentialDecay": _exponential, "InverseTimeDecay": _inverse_time,
-              "PiecewiseConstantDecay": _piecewise, "InverseSqrtDecay": _inverse_sqrt}
+              "PiecewiseConstantDecay": _piecewise, "InverseSqrtDecay": _inverse_sqrt,
+              "PolynomialDecay": _polynomial, "CosineDecay": _cosine,
+              "CosineDecayRestarts": _cosine_restarts}
 
 
 def schedule_value(learning_rate, step):
@@ -171,7 +209,9 @@ _DEFAULTS = {
     "adamw": dict(learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7, amsgrad=False,
                   weight_decay=0.004),
 }
-_COMMON = dict(weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, name=None)
+_COMMON = dict(weight_decay=None, clipnorm=None, clipvalue=None, global_clipnorm=None, use_ema=False,
+               ema_momentum=0.99, ema_overwrite_frequency=None, loss_scale_factor=None,
+               gradient_accumulation_steps=None, name=None)
 
 
 class ReferenceOptimizer:
@@ -179,7 +219,19 @@ class ReferenceOptimizer:
     keyword arguments of ``fastopt.optimizers.Adam``.  ``slots(var)`` gives the
     state in fastopt's order (``get_state``): SGD (momentum,), Adagrad
     (accumulator,), RMSprop (velocity, momentum, average_gradient), Adam
-    (m, v, v_hat), with None where a slot is unused."""
+    (m, v, v_hat), with None where a slot is unused; ``average(var)`` and
+    ``accumulator(var)`` the moving average (``use_ema``) and the summed
+    gradients (``gradient_accumulation_steps``).
+
+    One call of ``apply_gradients``, in Keras 3's order (``BaseOptimizer.apply``):
+    gradients divided by ``loss_scale_factor``; with gradient accumulation,
+    added to the accumulators until every ``gradient_accumulation_steps``-th
+    call, which steps with ``(g + accumulated) / steps`` and clears them; the
+    step: clipping, weight decay (but for excluded variables), the rule at
+    update ``iterations + 1``; then the moving average of every variable
+    (``m = 0`` at update 0) and its overwrite every ``ema_overwrite_frequency``
+    updates.  Schedules get the call count (``_iterations``); a callable that
+    takes no argument is called with none."""
 
     def __init__(self, name, **config):
         self.kind = name.lower()
@@ -187,8 +239,24 @@ class ReferenceOptimizer:
         if unknown:
             raise TypeError(f"unknown arguments {sorted(unknown)}")
         self.config = {**_COMMON, **_DEFAULTS[self.kind], **config}
-        self.iterations = 0
-        self._state = {}  # id(var) -> (var, slots)
+        self.calls = 0
+        self._state = {}  # id(var) -> (var, slots, average, accumulator)
+        self._excluded_ids, self._excluded_names = set(), ()
+
+    @property
+    def iterations(self):
+        acc = self.config["gradient_accumulation_steps"]
+        return self.calls // acc if acc else self.calls
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        self._excluded_ids = {id(v) for v in var_list or ()}
+        self._excluded_names = tuple(var_names or ())
+
+    def _decays(self, var):
+        if id(var) in self._excluded_ids:
+            return False
+        name = getattr(var, "name", None)
+        return not (isinstance(name, str) and any(re.search(p, name) for p in self._excluded_names))
 
     def _new_slots(self, var):
         c, shape, dtype = self.config, var.shape, var.dtype.newbyteorder("=")
@@ -204,34 +272,77 @@ class ReferenceOptimizer:
             return (zeros(), zeros(c["momentum"] > 0), zeros(c["centered"]))
         return (zeros(), zeros(), zeros(c["amsgrad"]))
 
+    def _entry(self, var):
+        if id(var) not in self._state:
+            dtype = var.dtype.newbyteorder("=")
+            self._state[id(var)] = (var, self._new_slots(var), np.zeros(var.shape, dtype),
+                                    np.zeros(var.shape, dtype))
+        return self._state[id(var)]
+
     def slots(self, var):
         return self._state[id(var)][1]
+
+    def average(self, var):
+        return self._state[id(var)][2]
+
+    def accumulator(self, var):
+        return self._state[id(var)][3]
+
+    def _learning_rate(self):
+        lr = self.config["learning_rate"]
+        if callable(lr) and not hasattr(lr, "get_config"):
+            try:
+                inspect.signature(lr).bind()
+                return float(lr())
+            except (TypeError, ValueError):
+                pass
+        return schedule_value(lr, self.calls)
 
     def apply_gradients(self, grads_and_vars):
         pairs = [(g, v) for g, v in grads_and_vars if g is not None]
         if not pairs:
             raise ValueError("no gradients")
         c = self.config
-        lr = schedule_value(c["learning_rate"], self.iterations)
+        lr = self._learning_rate()
         wd = c["weight_decay"] or 0.0
-        # cast first, as the C step does: clipping sees the gradient in the variable's dtype
-        grads = clip_gradients([_as_var_dtype(g, v) for g, v in pairs], clipnorm=c["clipnorm"],
-                               clipvalue=c["clipvalue"], global_clipnorm=c["global_clipnorm"])
-        for g, (_, var) in zip(grads, pairs):
-            if id(var) not in self._state:
-                self._state[id(var)] = (var, self._new_slots(var))
-            s = self.slots(var)
-            if self.kind == "sgd":
-                sgd_update(var, g, s[0], learning_rate=lr, momentum=c["momentum"],
-                           nesterov=c["nesterov"], weight_decay=wd)
-            elif self.kind == "adagrad":
-                adagrad_update(var, g, s[0], learning_rate=lr, epsilon=c["epsilon"], weight_decay=wd)
-            elif self.kind == "rmsprop":
-                rmsprop_update(var, g, *s, learning_rate=lr, rho=c["rho"], momentum=c["momentum"],
-                               epsilon=c["epsilon"], centered=c["centered"], weight_decay=wd)
-            else:
-                adam_update(var, g, *s, learning_rate=lr, beta_1=c["beta_1"], beta_2=c["beta_2"],
-                            epsilon=c["epsilon"], amsgrad=c["amsgrad"], iteration=self.iterations,
-                            weight_decay=wd)
-        self.iterations += 1
+        acc = c["gradient_accumulation_steps"]
+        updates = self.iterations
+        # cast first, as the C step does: everything after sees the gradient in the variable's dtype
+        grads = [_as_var_dtype(g, v) for g, v in pairs]
+        if c["loss_scale_factor"]:
+            grads = [g / c["loss_scale_factor"] for g in grads]
+        entries = [self._entry(v) for _, v in pairs]
+        if acc and (self.calls + 1) % acc != 0:
+            for g, (_, _, _, a) in zip(grads, entries):
+                a[...] = g + a
+        else:
+            if acc:
+                grads = [(g + e[3]) / acc for g, e in zip(grads, entries)]
+            grads = clip_gradients(grads, clipnorm=c["clipnorm"], clipvalue=c["clipvalue"],
+                                   global_clipnorm=c["global_clipnorm"])
+            for g, (_, var), (_, s, _, a) in zip(grads, pairs, entries):
+                decay = wd if self._decays(var) else 0.0
+                if self.kind == "sgd":
+                    sgd_update(var, g, s[0], learning_rate=lr, momentum=c["momentum"],
+                               nesterov=c["nesterov"], weight_decay=decay)
+                elif self.kind == "adagrad":
+                    adagrad_update(var, g, s[0], learning_rate=lr, epsilon=c["epsilon"], weight_decay=decay)
+                elif self.kind == "rmsprop":
+                    rmsprop_update(var, g, *s, learning_rate=lr, rho=c["rho"], momentum=c["momentum"],
+                                   epsilon=c["epsilon"], centered=c["centered"], weight_decay=decay)
+                else:
+                    adam_update(var, g, *s, learning_rate=lr, beta_1=c["beta_1"], beta_2=c["beta_2"],
+                                epsilon=c["epsilon"], amsgrad=c["amsgrad"], iteration=updates,
+                                weight_decay=decay)
+                if acc:
+                    a[...] = 0
+        if c["use_ema"]:
+            m = c["ema_momentum"] if updates != 0 else 0.0
+            freq = c["ema_overwrite_frequency"]
+            for (_, var), (_, _, avg, _) in zip(pairs, entries):
+                mt = var.dtype.type(m)
+                avg[...] = mt * avg + (var.dtype.type(1) - mt) * var
+                if freq and (updates + 1) % freq == 0:
+                    var[...] = avg
+        self.calls += 1
         return self.iterations
