@@ -49,7 +49,7 @@ import time
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from _common import finish, fo  # noqa: E402
+from _common import finish, fo, per_call  # noqa: E402
 from bench_train import machine_facts, print_header, threadpoolctl  # noqa: E402  (shared header)
 
 CASES = {  # name: (ta, tb, description)
@@ -81,28 +81,6 @@ def mnk_of(case: str, B: int, IN: int, OUT: int) -> tuple[int, int, int]:
     return {"NN": (B, OUT, IN), "TN": (IN, OUT, B), "NT": (B, IN, OUT)}[case]
 
 
-def per_call(fn, target: float, repeats: int) -> float:
-    """Seconds per call: loops of calls lasting about ``target`` s, best of ``repeats``."""
-    fn()
-    number = 1
-    while True:
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        dt = time.perf_counter() - t0
-        if dt >= target / 4 or number >= 1 << 20:
-            break
-        number *= 2
-    number = max(1, int(number * target / max(dt, 1e-9)))
-    best = math.inf
-    for _ in range(repeats):
-        t0 = time.perf_counter()
-        for _ in range(number):
-            fn()
-        best = min(best, (time.perf_counter() - t0) / number)
-    return best
-
-
 def operands(ta, tb, M, N, K, dtype, rng):
     a = rng.standard_normal((K, M) if ta else (M, K)).astype(dtype)
     b = rng.standard_normal((N, K) if tb else (K, N)).astype(dtype)
@@ -123,9 +101,9 @@ def time_pair(ta, tb, M, N, K, dtype, rng, target, repeats) -> tuple[float, floa
     tn = tb_ = math.inf
     for _ in range(2):
         thr(0)
-        tb_ = min(tb_, per_call(call, target / 2, repeats))
+        tb_ = min(tb_, per_call(call, repeats, target / 2))
         thr(NEVER)
-        tn = min(tn, per_call(call, target / 2, repeats))
+        tn = min(tn, per_call(call, repeats, target / 2))
         if min(tn, tb_) > 5 * target:  # large products: one round is plenty (the ratio is far from 1)
             break
     return tn, tb_
@@ -180,7 +158,7 @@ def main(argv=None) -> int:
     gemm = fo._core.gemm
     a1, b1, c1 = (np.ones((1, 1), np.float32) for _ in range(3))
     fo._core.blas_threshold(NEVER)
-    overhead = min(per_call(lambda: gemm(0, 0, 1.0, a1, b1, 0.0, c1), 0.02, 5) for _ in range(2))
+    overhead = min(per_call(lambda: gemm(0, 0, 1.0, a1, b1, 0.0, c1), 5, 0.02) for _ in range(2))
     fo._core.blas_threshold(old_threshold)
     print_header("fastopt GEMM crossover: OpenBLAS vs the C loop", facts, [
         f"per-call cost of `_core.gemm` (a 1x1x1 product): {overhead * 1e6:.2f} µs, subtracted from both "

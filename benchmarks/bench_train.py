@@ -61,7 +61,7 @@ from typing import Callable, Optional
 
 import numpy as np
 
-from _common import finish, fo, table_row, torch, with_torch_cpu_capability
+from _common import clone_facts, clone_line, finish, fo, table_row, torch, with_torch_cpu_capability
 
 try:
     import sklearn
@@ -118,25 +118,14 @@ def cpu_busy(seconds: float = 0.5) -> Optional[float]:
 
 
 def machine_facts() -> dict:
-    cpu = platform.processor() or platform.machine()
-    flags = ""
-    try:
-        with open("/proc/cpuinfo") as f:
-            for line in f:
-                if line.startswith("model name") and cpu in ("", platform.machine(), platform.processor()):
-                    cpu = line.split(":", 1)[1].strip()
-                if line.startswith("flags"):
-                    flags = line
-                    break
-    except OSError:
-        pass
-    simd = [s for s in ("avx512f", "avx2", "fma") if f" {s}" in flags]
+    clone = clone_facts()
     try:
         usable = len(os.sched_getaffinity(0))
     except AttributeError:
         usable = os.cpu_count()
     facts = {
-        "cpu": cpu, "simd": simd, "cpu_count": os.cpu_count(), "cpus_usable": usable,
+        **clone, "cpu": clone["cpu_model"], "simd": [k for k, v in clone["cpu_features"].items() if v],
+        "cpu_count": os.cpu_count(), "cpus_usable": usable,
         "python": platform.python_version(), "numpy": np.__version__,
         "fastopt": getattr(fo, "__version__", "?"), "fastopt_path": os.path.dirname(fo.__file__),
         "torch": torch.__version__ if torch is not None else None,
@@ -154,8 +143,7 @@ def machine_facts() -> dict:
 
 def print_header(title: str, facts: dict, extra: list[str]) -> None:
     print(f"# {title}\n")
-    print(f"- CPU: {facts['cpu']} ({', '.join(facts['simd']) or 'no AVX'}); "
-          f"os.cpu_count() = {facts['cpu_count']}, usable = {facts['cpus_usable']}")
+    print(f"- {clone_line(facts)}; os.cpu_count() = {facts['cpu_count']}, usable = {facts['cpus_usable']}")
     print(f"- Python {facts['python']}, NumPy {facts['numpy']}, fastopt {facts['fastopt']}, "
           f"torch {facts['torch'] or 'not installed'}"
           + (f" (default threads {facts['torch_threads_default']}, ATen CPU capability "

@@ -82,6 +82,7 @@ extern PyMethodDef fo_dense_methods[];  /* bind_dense.c */
 extern PyMethodDef fo_net_methods[];    /* bind_net.c */
 extern PyMethodDef fo_linear_methods[]; /* bind_linear.c */
 extern PyMethodDef fo_loss_methods[];   /* bind_loss.c */
+extern PyMethodDef fo_bench_methods[];  /* bind_bench.c */
 /* bind_net.c: adds the types Network and Batches to the module */
 int fo_net_add_types(PyObject *module);
 

@@ -23,10 +23,19 @@
  * ISA and pick one at load time (GCC/clang function multi-versioning, an ifunc
  * resolver).  The build never assumes more than the baseline (no -march=native);
  * with -ffp-contract=off (setup.py) every clone gives bit-identical results.
- * Define FO_NO_CLONES to build the baseline only. */
+ * Define FO_NO_CLONES to build the baseline only, FO_FORCE_CLONE=avx2 (or
+ * avx512f) to build that ISA only. */
 #if defined(__x86_64__) && defined(__ELF__) && defined(__has_attribute) && !defined(FO_NO_CLONES)
-#if __has_attribute(target_clones)
+#if defined(FO_FORCE_CLONE)
+/* one clone only, e.g. -DFO_FORCE_CLONE=avx2 (setup.py: FASTOPT_FORCE_CLONE=avx2):
+ * to measure on an AVX-512 machine the path an AVX2-only machine takes */
+#define FO_STR_(x) #x
+#define FO_STR(x) FO_STR_(x)
+#define FO_CLONE_NAME FO_STR(FO_FORCE_CLONE)
+#define FO_CLONES __attribute__((target(FO_CLONE_NAME)))
+#elif __has_attribute(target_clones)
 #define FO_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define FO_CLONE_RESOLVER 1
 #endif
 #endif
 #ifndef FO_CLONES
@@ -355,16 +364,51 @@ FO_DECLARE_TRAIN(double, f64)
 /* ------------------------------------------------------------------ */
 
 #define FO_DECLARE_LINEAR(T, S)                                                             \
-    /* dw (d), *db: gradient of mean((x w + b - y)^2) for x (n,d), y (n), w (d);           \
-     * e: n elements of scratch.  Returns that loss. */                                     \
-    double fo_linear_gradient_##S(T *dw, T *db, T *e, const T *x, const T *y, const T *w,  \
-                                  T b, size_t n, size_t d);                                 \
-    /* iters steps of gradient descent on w (d), *b; dw (d) and e (n) are scratch.         \
-     * Returns the loss at the final (w, b). */                                             \
-    double fo_linear_gd_##S(T *w, T *b, T *dw, T *e, const T *x, const T *y, size_t n,     \
-                            size_t d, double lr, size_t iters);
+    /* dw (d), *db: gradient of mean((x w + b - y)^2) for x (n,d), y (n), w (d), in one     \
+     * pass.  Returns that loss. */                                                         \
+    double fo_linear_gradient_##S(T *dw, T *db, const T *x, const T *y, const T *w, T b,   \
+                                  size_t n, size_t d);                                      \
+    /* out (n) = x (n) * w0 + b as np.dot(x[:, None], [w0]) + b gives it, bit for bit */    \
+    void fo_linear_predict1_##S(T *out, const T *x, T w0, T b, size_t n);                  \
+    /* iters steps of gradient descent on w (d), *b, each a pass over the data in T (the    \
+     * article's loop, kept as the reference); dw (d) is scratch.  Returns the loss at      \
+     * the final (w, b). */                                                                 \
+    double fo_linear_gd_naive_##S(T *w, T *b, T *dw, const T *x, const T *y, size_t n,     \
+                                  size_t d, double lr, size_t iters);                       \
+    /* stats (d*d + 2d + 1) = [cov(x) (d,d), cov(x, y) (d), mean(x) (d), mean(y)] in        \
+     * float64, the 1/n covariances; n >= 1; work: 2d doubles of scratch */                 \
+    void fo_linear_stats_##S(double *stats, double *work, const T *x, const T *y, size_t n, \
+                             size_t d);                                                     \
+    /* mean((x w + b - y)^2) in float64, for float64 w (d) and b */                         \
+    double fo_linear_mse_##S(const T *x, const T *y, const double *w, double b, size_t n,  \
+                             size_t d);
 FO_DECLARE_LINEAR(float, f32)
 FO_DECLARE_LINEAR(double, f64)
+
+/* iters steps of gradient descent on float64 w (d), *b through the statistics of
+ * fo_linear_stats_*: O(d^2) per step whatever n is; g: d doubles of scratch */
+void fo_linear_gd_stats(double *w, double *b, double *g, const double *stats, size_t d, double lr,
+                        size_t iters);
+
+/* ------------------------------------------------------------------ */
+/* benchmark helpers (bench.c): not used by any kernel                 */
+/* ------------------------------------------------------------------ */
+
+/* one pass over n elements of float32 (dtype FO_F32) or float64 arrays on
+ * `threads` threads: the n_read arrays read[] are read, the n_written arrays
+ * written[] are read and written in place (written[k][i] += scale * sum of
+ * read[.][i], so with scale = 0 the values do not change); the memory traffic
+ * of an optimizer step that reads n_read + n_written arrays and writes
+ * n_written of them, with next to no arithmetic */
+void fo_stream(int dtype, void *const *written, size_t n_written, const void *const *read,
+               size_t n_read, size_t n, int threads, double scale);
+/* 1 if this CPU has the feature ("avx512f", "avx2", "fma", "avx", "sse4.2"), else 0
+ * (-1 for a feature name this function does not know) */
+int fo_cpu_supports(const char *feature);
+/* the clone that FO_CLONES kernels run on this CPU: "avx512f", "avx2" or "default",
+ * by the rule of GCC's target_clones resolver (the first of avx512f, avx2 the CPU
+ * has, else default), or the one forced at build time */
+const char *fo_kernel_clone(void);
 
 /* ------------------------------------------------------------------ */
 /* activations, losses, metrics and dropout (loss.c, dense.c)          */

@@ -9,8 +9,7 @@
 
 /* the tables of every binding file, joined into one at init */
 static PyMethodDef *const tables[] = {fo_optim_methods, fo_dense_methods, fo_net_methods,
-                                      fo_linear_methods,
-                                      fo_loss_methods};
+                                      fo_linear_methods, fo_loss_methods, fo_bench_methods};
 static PyMethodDef methods[64];
 
 static int join_tables(void)

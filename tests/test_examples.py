@@ -280,9 +280,10 @@ def test_demo_numpy_baseline_does_the_same_work(num):
     case = dict(_demo.ARTICLES)[num](None)
     ours = [fn() for _, _, fn in case["fastopt"]]
     theirs = case["numpy"][1]()
-    if num == "000":
-        np.testing.assert_allclose(ours[0][0], theirs[0], rtol=1e-12)
-        assert ours[0][1] == pytest.approx(theirs[1], rel=1e-12)
+    if num == "000":  # the loop form and the whole-loop form
+        for w, b in ours:
+            np.testing.assert_allclose(w, theirs[0], rtol=1e-12)
+            assert b == pytest.approx(theirs[1], rel=1e-12)
         return
     for r in ours:
         if num == "004":  # GD and Adam: the same trajectory; mini-batch SGD: another shuffle, same optimum
@@ -293,6 +294,11 @@ def test_demo_numpy_baseline_does_the_same_work(num):
 
 
 def test_demo_torch_baseline_does_the_same_work(torch):
+    case = _demo.article_000(torch)
+    w, b = case["torch"][1]()
+    rw, rb = case["fastopt"][1][2]()
+    np.testing.assert_allclose(w, rw, rtol=1e-10)
+    assert b == pytest.approx(rb, rel=1e-10)
     for num in ("001", "002"):
         case = dict(_demo.ARTICLES)[num](torch)
         np.testing.assert_allclose(case["torch"][1](), case["fastopt"][0][2](), rtol=1e-4, err_msg=num)
@@ -315,14 +321,16 @@ def test_python_m_fastopt_quick():
     assert [c.strip() for c in header.split("|")] == [
         "article", "what", "fastopt result", "fastopt", "vs NumPy", "vs torch", "vs scikit-learn"]
     rows = [line.split("|") for line in out.splitlines() if line[:3] in ("000", "001", "002", "003", "004")]
-    assert [r[0].strip() for r in rows] == ["000", "001", "001", "002", "002", "003", "004", "004"]
+    assert [r[0].strip() for r in rows] == ["000", "000", "001", "001", "002", "002", "003", "004", "004"]
     for r in rows:
         assert r[3].strip().endswith("ms")
-    assert rows[0][4].strip().endswith("x")  # 000 vs NumPy
+    assert rows[0][4].strip().endswith("x") and rows[1][4].strip().endswith("x")  # 000 vs NumPy
     have_torch = importlib.util.find_spec("torch") is not None
     have_sklearn = importlib.util.find_spec("sklearn") is not None
-    assert rows[1][5].strip().endswith("x") == have_torch
-    assert rows[5][6].strip().endswith("x") == have_sklearn
+    assert rows[2][5].strip().endswith("x") == have_torch
+    assert rows[6][6].strip().endswith("x") == have_sklearn
+    loops = next(line for line in out.splitlines() if line.startswith("Loop forms against NumPy's loop:"))
+    assert [part.split()[0] for part in loops.split(":", 1)[1].split(",")] == ["000", "001", "002", "004"]
     assert proc.stderr.strip() == "" or "Warning" not in proc.stderr, proc.stderr
 
 
@@ -335,7 +343,10 @@ def test_demo_without_torch_and_sklearn(monkeypatch):
     text = "\n".join(lines)
     assert "torch not installed" in text and "sklearn not installed" in text
     assert "skipped: torch is not installed" in text
-    assert len(rows) == 8
+    assert len(rows) == 9
+    assert [(num, form) for num, form, *_ in rows] == [
+        ("000", "loop"), ("000", "whole"), ("001", "loop"), ("001", "whole"), ("002", "loop"),
+        ("002", "whole"), ("003", "whole"), ("004", "loop"), ("004", "whole")]
     for *_, t, speedups in rows:
         assert set(speedups) <= {"numpy"} and t > 0
     assert "Summary" in text

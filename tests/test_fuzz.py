@@ -962,9 +962,6 @@ def test_set_weights_of_a_non_sequence(weights):
     expect_refusal(lambda: model.set_weights(weights), ("weights",), watch=(model,))
 
 
-@known_bug("fo.linear_model (python/fastopt/articles.py) hands its arguments to np.dot unchecked: "
-           "mismatched shapes give NumPy's 'shapes (3,2) and (3,) not aligned' and None gives "
-           "'unsupported operand type(s)', naming no argument")
 @pytest.mark.parametrize("args", [(np.ones((3, 2)), np.ones(3), 0.0), (np.ones((0, 2)), np.ones(2), np.ones(2)),
                                   (None, None, None), (np.ones((3, 1)), "w", 0.0)],
                          ids=["shapes", "bias shape", "None", "string"])
@@ -972,12 +969,7 @@ def test_linear_model_names_a_bad_argument(args):
     expect_refusal(lambda: fo.linear_model(*args), ("x", "w", "b"))
 
 
-_ZERO_BUG = known_bug("issue 9: zero samples are accepted by gradient, gradient_descent and "
-                      "_core.linear_gradient, while the model API refuses them")
-
-
-@pytest.mark.parametrize("entry", ["mse_loss", "evaluate"] + [
-    pytest.param(e, marks=_ZERO_BUG) for e in ["gradient", "gradient_descent", "_core.linear_gradient"]])
+@pytest.mark.parametrize("entry", ["mse_loss", "gradient", "gradient_descent", "_core.linear_gradient", "evaluate"])
 def test_zero_samples_are_refused(entry):
     x, y, w = np.ones((0, 1)), np.ones(0), np.ones(1)
     calls = {

@@ -56,6 +56,18 @@ def by_name(table: dict, name, what: str):
     return table[key]
 
 
+def as_real_array(x, name: str) -> np.ndarray:
+    """``np.asarray(x)``, refused with a message naming ``name`` unless it holds
+    real numbers (floats, integers or bools; NaN and inf included)."""
+    try:
+        arr = np.asarray(x)
+    except (ValueError, TypeError) as e:  # ragged nested lists and the like
+        raise ValueError(f"{name} is not a rectangular array of numbers: {e}") from None
+    if arr.dtype.kind not in "fiub":
+        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    return arr
+
+
 def as_float_array(x, name: str, dtype=None) -> np.ndarray:
     """x as a floating ndarray (converted once): numbers and bools become
     float64 (or ``dtype``); complex, object and string data are refused, and so
@@ -66,12 +78,7 @@ def as_float_array(x, name: str, dtype=None) -> np.ndarray:
         if not _core.all_finite(x):
             raise ValueError(f"{name} contains NaN or inf")
         return x
-    try:
-        arr = np.asarray(x)
-    except (ValueError, TypeError) as e:  # ragged nested lists and the like
-        raise ValueError(f"{name} is not a rectangular array of numbers: {e}") from None
-    if arr.dtype.kind not in "fiub":
-        raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
+    arr = as_real_array(x, name)
     if dtype is None:
         dtype = arr.dtype if arr.dtype.kind == "f" else np.float64
     arr = np.ascontiguousarray(arr, dtype=dtype)

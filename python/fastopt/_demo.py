@@ -10,12 +10,14 @@ measured in this run.  torch runs on one thread: these problems are far too
 small for threads (two threads on a busy machine make torch many times
 slower), and fastopt's loop is single-threaded too.
 
-Where the article steps in a Python loop (001, 002, 004), fastopt is timed
-twice: the article's loop (``compute_gradients`` + ``apply_gradients`` each
-step, as ``examples/`` write it) and the same training as ``model.fit``, whose
-epochs run in C.  The readable per-article scripts are
-``examples/article_00N_*.py``; the fastopt code here is the same calls
-without the printing.
+Where the article steps in a Python loop (000, 001, 002, 004), fastopt is
+timed twice: the loop form, the article's own per-step Python loop written
+with fastopt (000: ``fo.gradient`` each step; 001, 002, 004:
+``compute_gradients`` + ``apply_gradients`` each step, as ``examples/`` write
+it), and the whole-loop form, where the whole training is one call with its
+loop in C (``fo.gradient_descent``, ``model.fit``).  The readable per-article
+scripts are ``examples/article_00N_*.py``; the fastopt code here is the same
+calls without the printing.
 """
 from __future__ import annotations
 
@@ -97,10 +99,11 @@ def _loop(model, optimizer, x, y, steps):
 
 
 def _fit(model, optimizer, x, y, epochs, batch_size=None):
-    """The same training as ``model.fit`` (no batch_size: the whole set each step, in order)."""
+    """The same training as ``model.fit`` (``batch_size=None`` here: the whole set each
+    step, passed to ``fit`` as ``batch_size=len(x)``)."""
     model.compile(optimizer=optimizer, loss="mean_squared_error")
-    full = batch_size is None
-    model.fit(x, y, batch_size=len(x) if full else batch_size, epochs=epochs, shuffle=not full, verbose=0)
+    model.fit(x, y, batch_size=batch_size or len(x), epochs=epochs, shuffle=batch_size is not None,
+              verbose=0)
     return model
 
 
@@ -109,6 +112,14 @@ def article_000(torch):
     rng = np.random.RandomState(0)
     x = rng.rand(100, 1)
     y = 3 * x + rng.rand(100, 1)
+
+    def fastopt_loop():  # the article's gradient_descent, written with fo.gradient
+        w, b = np.zeros(1), 0
+        for _ in range(1000):
+            dw, db = fo.gradient(x, y, w, b)
+            w = w - 0.01 * dw
+            b = b - 0.01 * db
+        return w, b
 
     def fastopt():
         return fo.gradient_descent(x, y, np.zeros(1), 0, 0.01, 1000)
@@ -130,12 +141,27 @@ def article_000(torch):
             b = b - 0.01 * db
         return w, b
 
+    def torch_():  # the same loop with autograd
+        xt, yt = torch.from_numpy(x[:, 0]), torch.from_numpy(y[:, 0])
+        w = torch.zeros(1, dtype=torch.float64, requires_grad=True)
+        b = torch.zeros((), dtype=torch.float64, requires_grad=True)
+        for _ in range(1000):
+            loss = ((xt * w + b - yt) ** 2).mean()
+            loss.backward()
+            with torch.no_grad():
+                w -= 0.01 * w.grad
+                b -= 0.01 * b.grad
+            w.grad = b.grad = None
+        return w.detach().numpy().copy(), b.item()
+
     def fmt(r):
         return f"w={r[0][0]:.4f} b={float(r[1]):.4f} mse={fo.mse_loss(y, fo.linear_model(x, *r)):.4f}"
 
     return {"title": "linear model y = x w + b by gradient descent: x 100x1, lr 0.01, 1000 steps",
-            "fastopt": [("C loop", "gradient_descent, 100x1, 1000 steps", fastopt)],
-            "numpy": ("the article's functions, true gradient", numpy), "fmt": fmt}
+            "fastopt": [("loop", "fo.gradient in a Python loop, 1000 steps", fastopt_loop),
+                        ("C loop", "  gradient_descent: the loop in C", fastopt)],
+            "numpy": ("the article's functions, true gradient", numpy),
+            "torch": ("autograd, the article's update", torch_), "fmt": fmt}
 
 
 # ---- article 001: Adam, Adagrad, RMSprop on y = x @ W ------------------------------------
@@ -407,7 +433,8 @@ def _x(ratio):
 
 def run(repeats=3, out=print):
     """Run every article's case, print the details and the summary table; returns the rows
-    ``(article, what, fastopt result, fastopt seconds, {peer: speed-up})``."""
+    ``(article, form, what, fastopt result, fastopt seconds, {peer: speed-up})``, form
+    ``"loop"`` (the article's per-step Python loop) or ``"whole"`` (one call, the loop in C)."""
     mods = {"torch": _import("torch"), "sklearn": _import("sklearn")}
     out(f"fastopt {fo.__version__}, Python {platform.python_version()} on {platform.machine()}; "
         f"numpy {np.__version__}, "
@@ -447,7 +474,8 @@ def run(repeats=3, out=print):
                 ratios = ", ".join(f"{tag} {_x(t / t_fo)}" for tag, _, t_fo, _ in timed)
                 out(f"  {peer:<8} {label:<42} {t * 1e3:9.2f} ms   {fmt(r)}   (speed-up of fastopt: {ratios})")
             out("")
-            rows += [(num, what, fmt(r), t, s) for (_, what, t, r), s in zip(timed, speedups)]
+            rows += [(num, "loop" if tag == "loop" else "whole", what, fmt(r), t, s)
+                     for (tag, what, t, r), s in zip(timed, speedups)]
     finally:
         if torch:
             torch.set_num_threads(threads)
@@ -458,7 +486,7 @@ def run(repeats=3, out=print):
 def _table(rows, out):
     head = ("article", "what", "fastopt result", "fastopt", "vs NumPy", "vs torch", "vs scikit-learn")
     cells = [head] + [(num, what, result, f"{t * 1e3:.2f} ms", *(_x(s[p]) if p in s else "-" for p in PEERS))
-                      for num, what, result, t, s in rows]
+                      for num, _, what, result, t, s in rows]
     widths = [max(len(c[i]) for c in cells) for i in range(len(head))]
 
     def line(c):
@@ -469,8 +497,12 @@ def _table(rows, out):
     out("-+-".join("-" * w for w in widths))
     for c in cells[1:]:
         out(line(c))
-    out("(001, 002, 004: first the article's loop, compute_gradients + apply_gradients each step; "
-        "then the same training by model.fit, whose epochs run in C)")
+    out("(000, 001, 002, 004: first the loop form, the article's per-step Python loop written with fastopt,\n"
+        " 000: fo.gradient each step, the others: compute_gradients + apply_gradients; then the whole-loop\n"
+        " form, one call whose loop runs in C: gradient_descent, model.fit)")
+    loops = [(num, s["numpy"]) for num, form, *_, s in rows if form == "loop" and "numpy" in s]
+    if loops:
+        out("Loop forms against NumPy's loop: " + ", ".join(f"{num} {_x(r)}" for num, r in loops))
 
 
 def main(argv=None):

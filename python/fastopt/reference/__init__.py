@@ -7,3 +7,4 @@ hyperparameters.
 from .optim import *  # noqa: F401,F403  the optimizer updates
 from .nn import *  # noqa: F401,F403  dense layers, MSE, networks, training
 from .loss import *  # noqa: F401,F403  activations, losses, metrics, dropout
+from .linear import *  # noqa: F401,F403  article 000's linear regression
