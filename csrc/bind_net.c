@@ -617,12 +617,11 @@ static int check_slots_used(NetObject *self, const fo_optim_hyper *h, PyArrayObj
 
 PyDoc_STRVAR(bind_doc,
              "bind(params, grads, optimizer, slots)\n\n"
-             "Train the flat params (n_params) with the optimizer (None: forward, gradients\n"
-             "and evaluate only): grads is the model's\n"
-             "flat gradient buffer, slots the optimizer's flat state (a tuple of MAX_SLOTS\n"
-             "arrays or None).  The optimizer's _kind, _hyper, _step (int64[1], its\n"
-             "iterations, counted here per step applied) and _lock are read from it.\n"
-             "Everything is checked before anything is kept.");
+             "Train the flat params (n_params) with the optimizer, or with None only run\n"
+             "forward, gradients and evaluate.  grads is the model's flat gradient buffer,\n"
+             "slots the optimizer's flat state (a tuple of MAX_SLOTS arrays or None).  The\n"
+             "optimizer's _kind, _hyper, _step (int64[1], counted here per step applied) and\n"
+             "_lock are read from it.  Everything is checked before anything is kept.");
 
 static PyObject *net_bind(NetObject *self, PyObject *args)
 {
