@@ -7,7 +7,7 @@ from setuptools import Extension, setup
 
 SOURCES = ["csrc/module.c", "csrc/bind_checks.c", "csrc/bind_optim.c", "csrc/bind_dense.c",
            "csrc/bind_net.c", "csrc/bind_linear.c", "csrc/optim.c", "csrc/dense.c", "csrc/train.c", "csrc/linear.c",
-           "csrc/bind_loss.c", "csrc/loss.c", "csrc/bind_bench.c", "csrc/bench.c"]
+           "csrc/bind_loss.c", "csrc/loss.c", "csrc/bind_bench.c", "csrc/bench.c", "csrc/parallel.c"]
 HEADERS = ["csrc/fastopt.h", "csrc/binding.h", "csrc/optim_impl.h", "csrc/dense_impl.h", "csrc/train_impl.h",
            "csrc/linear_impl.h", "csrc/reduce_impl.h", "csrc/loss_impl.h"]
 # the loss surface under compare's parameter paths

@@ -1,21 +1,116 @@
 /*
- * bind_net.c - bindings of the network: sizes, forward, gradients, the training
- * loop, and the seeded generator it shuffles with.
+ * bind_net.c - the network binding.
+ *
+ * _core.Network is the C side of one model (kann's kann_t, llm.c's model
+ * struct): the layer spec parsed once, the layout of every kernel and bias in
+ * the flat buffer (fo_net_layout: the only place that computes it), the
+ * workspace, the flat parameter, gradient and optimizer buffers bound at
+ * compile time, and the model's shuffle generator.  Its calls are short:
+ * forward(x), gradients(x, y), evaluate(x, y), train_on_batch(x, y, sw, lr),
+ * and for fit, batches(...) once and train(batches, steps, lr, stats).
+ *
+ * The per-step calls take `soft`: arguments that already have the model's
+ * dtype, C layout and shape (and are finite) run; anything else returns
+ * NotImplemented and the Python layer converts, explains and refuses.
+ *
+ * Long work polls for signals about every 50 ms (py_poll) and stops at a
+ * chunk or step boundary; a step is counted (the optimizer's _step array)
+ * exactly when it is applied.  Calls that step an optimizer hold its _lock.
+ *
+ * The module-level net_sizes, net_forward, net_gradients and train_epoch are
+ * thin wrappers over the same kernels, taking the spec and buffers each call.
  */
 #include "binding.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+
+#define FO_MAX_STEP ((int64_t)1 << 53)
+/* workspaces up to this size are kept by a Network between calls */
+#define FO_KEEP_WORK ((size_t)1 << 20)
+
+/* ------------------------------------------------------------------ */
+/* interrupts                                                          */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    fo_ctl ctl;
+    PyThreadState *ts; /* NULL: the GIL is held (work too small to release it) */
+    double next;       /* when to check signals next (monotonic seconds) */
+} py_ctl;
+
+/* below this many multiply-adds a kernel runs with the GIL held: releasing
+ * and taking it back would cost more than the work (NumPy does the same) */
+#define FO_GIL_WORK 4096.0
+
+static double monotonic(void)
+{
+    struct timespec t;
+#ifdef CLOCK_MONOTONIC
+    clock_gettime(CLOCK_MONOTONIC, &t);
+#else
+    timespec_get(&t, TIME_UTC);
+#endif
+    return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+/* called by a kernel every ctl.budget multiply-adds: about every 50 ms, take
+ * the GIL back, run the signal handlers and release it again */
+static int py_poll(fo_ctl *c)
+{
+    py_ctl *p = (py_ctl *)c;
+    const double t = monotonic();
+    if (t < p->next)
+        return 0;
+    PyEval_RestoreThread(p->ts);
+    const int err = PyErr_CheckSignals();
+    p->ts = PyEval_SaveThread();
+    p->next = monotonic() + 0.05;
+    return err < 0;
+}
+
+/* release the GIL for kernels of about `work` multiply-adds that poll through p->ctl */
+static void release_gil(py_ctl *p, double work)
+{
+    p->ctl.poll = py_poll;
+    p->ctl.budget = (double)(1 << 20);
+    p->ctl.spent = 0;
+    p->ctl.stop = 0;
+    p->next = 0; /* the first poll checks at once, then every 50 ms */
+    p->ts = NULL;
+    if (work < FO_GIL_WORK)
+        p->ctl.budget = INFINITY; /* short: no polls, the GIL stays */
+    else
+        p->ts = PyEval_SaveThread();
+}
+
+/* take the GIL back: -1 (a signal handler's exception set) if the kernel stopped */
+static int take_gil(py_ctl *p)
+{
+    if (p->ts)
+        PyEval_RestoreThread(p->ts);
+    return p->ctl.stop ? -1 : 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the spec                                                            */
+/* ------------------------------------------------------------------ */
 
 /* spec = (units, activations, use_bias, l1, l2): units has n_layers + 1 entries */
 static int parse_net(PyObject *spec, fo_net *net)
 {
     PyObject *units, *acts, *bias, *l1, *l2;
+    if (!PyTuple_Check(spec)) {
+        PyErr_SetString(PyExc_TypeError, "spec must be (units, activations, use_bias, l1, l2)");
+        return -1;
+    }
     if (!PyArg_ParseTuple(spec, "O!O!O!O!O!;spec must be (units, activations, use_bias, l1, l2)",
                           &PyTuple_Type, &units, &PyTuple_Type, &acts, &PyTuple_Type, &bias,
                           &PyTuple_Type, &l1, &PyTuple_Type, &l2))
         return -1;
+    memset(net, 0, sizeof(*net));
     Py_ssize_t L = PyTuple_GET_SIZE(acts);
     if (L < 1 || L > FO_MAX_LAYERS || PyTuple_GET_SIZE(units) != L + 1 ||
         PyTuple_GET_SIZE(bias) != L || PyTuple_GET_SIZE(l1) != L || PyTuple_GET_SIZE(l2) != L) {
@@ -38,18 +133,6 @@ static int parse_net(PyObject *spec, fo_net *net)
         }
         net->units[i] = (size_t)u;
     }
-    /* the parameter count and a row of workspace must fit in memory's index range,
-     * so that no size computed from them later wraps around */
-    size_t params = 0, row = 2 * net->units[0] + net->units[L], k;
-    for (Py_ssize_t i = 0; i < L; i++) {
-        int bad = __builtin_mul_overflow(net->units[i], net->units[i + 1], &k) ||
-                  __builtin_add_overflow(params, k + net->units[i + 1], &params) ||
-                  __builtin_add_overflow(row, 3 * net->units[i + 1], &row);
-        if (bad || params > (size_t)PY_SSIZE_T_MAX / 16 || row > (size_t)PY_SSIZE_T_MAX / 16) {
-            PyErr_SetString(PyExc_ValueError, "spec: the network is too large");
-            return -1;
-        }
-    }
     for (Py_ssize_t i = 0; i < L; i++) {
         long a = PyLong_AsLong(PyTuple_GET_ITEM(acts, i));
         int b = PyObject_IsTrue(PyTuple_GET_ITEM(bias, i));
@@ -57,7 +140,11 @@ static int parse_net(PyObject *spec, fo_net *net)
         double r2 = PyFloat_AsDouble(PyTuple_GET_ITEM(l2, i));
         if (PyErr_Occurred() || b < 0)
             return -1;
-        if (check_act((int)a) < 0)
+        if (a < 0 || a >= FO_N_ACT) { /* checked as a long: 2**32 is not 0 */
+            PyErr_Format(PyExc_ValueError, "unknown activation code %ld", a);
+            return -1;
+        }
+        if (check_act((int)a) < 0) /* one the training loop runs */
             return -1;
         if (!(r1 >= 0) || !(r2 >= 0) || isinf(r1) || isinf(r2)) {
             PyErr_SetString(PyExc_ValueError, "spec: regularization factors must be finite and >= 0");
@@ -68,8 +155,1249 @@ static int parse_net(PyObject *spec, fo_net *net)
         net->l1[i] = r1;
         net->l2[i] = r2;
     }
+    net->loss = FO_LOSS_MSE;
+    /* the parameter count and a row of workspace must fit in memory's index
+     * range, so that no size computed from them later wraps around */
+    if (fo_net_layout(net) < 0 || net->n_params > (size_t)PY_SSIZE_T_MAX / 16 ||
+        net->row_width > (size_t)PY_SSIZE_T_MAX / 16) {
+        PyErr_SetString(PyExc_ValueError, "spec: the network is too large");
+        return -1;
+    }
     return 0;
 }
+
+/* elements of workspace for batches of `rows` rows, or (size_t)-1 with an error */
+static size_t workspace_size(const fo_net *net, size_t rows, const char *what)
+{
+    const size_t R = rows < net->chunk_rows ? rows : net->chunk_rows;
+    if (R > 0 && net->row_width > ((size_t)PY_SSIZE_T_MAX / 16 - net->n_params) / R) {
+        PyErr_Format(PyExc_ValueError, "%s: too many rows for this network", what);
+        return (size_t)-1;
+    }
+    return fo_net_workspace(net, rows);
+}
+
+/* ------------------------------------------------------------------ */
+/* argument checks shared by the Network methods                       */
+/* ------------------------------------------------------------------ */
+
+static int finite_array(PyArrayObject *a)
+{
+    const size_t n = (size_t)PyArray_SIZE(a);
+    return PyArray_TYPE(a) == NPY_FLOAT32 ? fo_all_finite_f32(PyArray_DATA(a), n)
+                                          : fo_all_finite_f64(PyArray_DATA(a), n);
+}
+
+/* An input of the network: exactly `typenum`, C-contiguous, aligned, native,
+ * finite, shape (n, cols) (or (n,) when cols == 1), n >= 1 (and == rows when
+ * rows >= 0).  Returns 1; 0 when soft and it needs the thorough path; -1 with
+ * TypeError/ValueError naming `name`. */
+static int data_array(PyObject *o, const char *name, int typenum, npy_intp cols, npy_intp rows,
+                      int soft, PyArrayObject **out)
+{
+    if (soft) {
+        if (!PyArray_CheckExact(o))
+            return 0;
+        PyArrayObject *a = (PyArrayObject *)o;
+        const int nd = PyArray_NDIM(a);
+        if (PyArray_TYPE(a) != typenum || !PyArray_ISCARRAY_RO(a) || !PyArray_ISNOTSWAPPED(a) ||
+            !((nd == 2 && PyArray_DIM(a, 1) == cols) || (nd == 1 && cols == 1)) ||
+            PyArray_DIM(a, 0) < 1 || (rows >= 0 && PyArray_DIM(a, 0) != rows) || !finite_array(a))
+            return 0;
+        *out = a;
+        return 1;
+    }
+    PyArrayObject *a = exact_array(o, name, typenum, 0, -1);
+    if (a == NULL)
+        return -1;
+    const int nd = PyArray_NDIM(a);
+    if (!((nd == 2 && PyArray_DIM(a, 1) == cols) || (nd == 1 && cols == 1))) {
+        PyObject *shape = PyObject_GetAttrString(o, "shape");
+        if (shape)
+            PyErr_Format(PyExc_ValueError, "%s must have shape (n, %zd), got %S", name, cols, shape);
+        Py_XDECREF(shape);
+        return -1;
+    }
+    if (PyArray_DIM(a, 0) < 1) {
+        PyErr_Format(PyExc_ValueError, "%s has no samples", name);
+        return -1;
+    }
+    if (rows >= 0 && PyArray_DIM(a, 0) != rows) {
+        PyErr_Format(PyExc_ValueError, "x has %zd samples but %s has %zd", rows, name,
+                     PyArray_DIM(a, 0));
+        return -1;
+    }
+    if (!finite_array(a)) {
+        PyErr_Format(PyExc_ValueError, "%s contains NaN or inf", name);
+        return -1;
+    }
+    *out = a;
+    return 1;
+}
+
+/* sample weights: None, or (n,) / (n, 1), finite and >= 0 */
+static int weight_array(PyObject *o, int typenum, npy_intp n, int soft, PyArrayObject **out)
+{
+    *out = NULL;
+    if (o == Py_None)
+        return 1;
+    int r = data_array(o, "sample_weight", typenum, 1, n, soft, out);
+    if (r <= 0)
+        return r;
+    const npy_intp m = PyArray_SIZE(*out);
+    const void *d = PyArray_DATA(*out);
+    for (npy_intp i = 0; i < m; i++) {
+        const double w = typenum == NPY_FLOAT32 ? (double)((const float *)d)[i] : ((const double *)d)[i];
+        if (w < 0) {
+            if (soft)
+                return 0;
+            PyErr_SetString(PyExc_ValueError, "sample_weight must be >= 0");
+            return -1;
+        }
+    }
+    return 1;
+}
+
+/* learning rates: a number, or a float64 array of 1 or `count` entries, each
+ * finite and >= 0.  For a number, fills *one and returns Py_None. */
+static PyArrayObject *lr_array(PyObject *o, npy_intp count, double *one)
+{
+    if (!PyArray_Check(o)) { /* a number */
+        *one = PyFloat_AsDouble(o);
+        if (*one == -1.0 && PyErr_Occurred())
+            return NULL;
+        if (!(*one >= 0) || isinf(*one)) {
+            PyErr_Format(PyExc_ValueError, "the learning rate must be finite and >= 0, got %R", o);
+            return NULL;
+        }
+        return (PyArrayObject *)Py_None;
+    }
+    PyArrayObject *lr = exact_array(o, "lr", NPY_FLOAT64, 0, -1);
+    if (lr == NULL)
+        return NULL;
+    if (PyArray_SIZE(lr) != 1 && PyArray_SIZE(lr) != count) {
+        PyErr_Format(PyExc_ValueError, "lr must have 1 or %zd entries, got %zd", count,
+                     PyArray_SIZE(lr));
+        return NULL;
+    }
+    const double *p = PyArray_DATA(lr);
+    for (npy_intp i = 0; i < PyArray_SIZE(lr); i++) {
+        if (!(p[i] >= 0) || isinf(p[i])) {
+            PyErr_Format(PyExc_ValueError, "lr[%zd] must be finite and >= 0", i);
+            return NULL;
+        }
+    }
+    return lr;
+}
+
+/* "slots[k]", for messages (the GIL is held) */
+static const char *slot_name(int k)
+{
+    static char names[FO_MAX_SLOTS][24];
+    if (names[k][0] == 0)
+        snprintf(names[k], sizeof names[k], "slots[%d]", k);
+    return names[k];
+}
+
+static int rng_nonzero(PyArrayObject *rng)
+{
+    const uint64_t *s = PyArray_DATA(rng);
+    if ((s[0] | s[1] | s[2] | s[3]) == 0) {
+        PyErr_SetString(PyExc_ValueError,
+                        "rng_state is all zeros: the shuffle generator would never move; "
+                        "seed it (any other state is valid)");
+        return -1;
+    }
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* the Network type                                                    */
+/* ------------------------------------------------------------------ */
+
+typedef struct {
+    PyObject_HEAD
+    fo_net net;
+    int typenum;       /* NPY_FLOAT32 or NPY_FLOAT64 */
+    PyArrayObject *rng; /* the model's uint64[4] shuffle state */
+    /* bound by bind(): the model's flat buffers and its optimizer */
+    PyArrayObject *params, *grads, *slots[FO_MAX_SLOTS];
+    PyObject *opt, *hyper_obj, *lock_acquire, *lock_release;
+    PyArrayObject *step; /* opt._step: int64[1], the optimizer's iterations */
+    int kind;
+    fo_optim_hyper hyper;
+    double tob_start; /* train_on_batch's first loss since bind (divergence reference) */
+    /* a workspace lent to one call at a time (others allocate their own) */
+    void *work;
+    size_t work_bytes;
+    int work_busy;
+} NetObject;
+
+typedef struct {
+    PyObject_HEAD
+    NetObject *net;
+    PyArrayObject *x, *y, *sw, *perm;
+    fo_data data;
+    double loss_start; /* the loss of the run's first step (NaN before it) */
+    int busy;
+} BatchesObject;
+
+static PyTypeObject NetType, BatchesType;
+static PyObject *str_hyper, *str_kind, *str_step, *str_lock;
+
+static void *work_take(NetObject *self, size_t elems, int *owned)
+{
+    const size_t bytes = (elems ? elems : 1) * (size_t)(self->typenum == NPY_FLOAT32 ? 4 : 8);
+    if (!self->work_busy && bytes <= FO_KEEP_WORK) {
+        if (self->work_bytes < bytes) {
+            PyMem_RawFree(self->work);
+            self->work_bytes = 0;
+            if (!(self->work = PyMem_RawMalloc(bytes))) {
+                PyErr_NoMemory();
+                return NULL;
+            }
+            self->work_bytes = bytes;
+        }
+        self->work_busy = 1;
+        *owned = 0;
+        return self->work;
+    }
+    void *p = PyMem_RawMalloc(bytes);
+    if (!p)
+        PyErr_NoMemory();
+    *owned = 1;
+    return p;
+}
+
+static void work_give(NetObject *self, void *p, int owned)
+{
+    if (owned)
+        PyMem_RawFree(p);
+    else
+        self->work_busy = 0;
+}
+
+static void unbind(NetObject *self)
+{
+    Py_CLEAR(self->params);
+    Py_CLEAR(self->grads);
+    for (int k = 0; k < FO_MAX_SLOTS; k++)
+        Py_CLEAR(self->slots[k]);
+    Py_CLEAR(self->opt);
+    Py_CLEAR(self->hyper_obj);
+    Py_CLEAR(self->lock_acquire);
+    Py_CLEAR(self->lock_release);
+    Py_CLEAR(self->step);
+}
+
+static int net_traverse(NetObject *self, visitproc visit, void *arg)
+{
+    Py_VISIT(self->rng);
+    Py_VISIT(self->params);
+    Py_VISIT(self->grads);
+    for (int k = 0; k < FO_MAX_SLOTS; k++)
+        Py_VISIT(self->slots[k]);
+    Py_VISIT(self->opt);
+    Py_VISIT(self->hyper_obj);
+    Py_VISIT(self->lock_acquire);
+    Py_VISIT(self->lock_release);
+    Py_VISIT(self->step);
+    return 0;
+}
+
+static int net_clear(NetObject *self)
+{
+    unbind(self);
+    Py_CLEAR(self->rng);
+    return 0;
+}
+
+static void net_dealloc(NetObject *self)
+{
+    PyObject_GC_UnTrack(self);
+    net_clear(self);
+    PyMem_RawFree(self->work);
+    Py_TYPE(self)->tp_free((PyObject *)self);
+}
+
+PyDoc_STRVAR(net_doc,
+             "Network(spec, dtype, rng_state)\n\n"
+             "The C side of one model: spec = (units, activations, use_bias, l1, l2) is\n"
+             "parsed once and laid out (n_params, layout, views); dtype is float32 or\n"
+             "float64; rng_state is the model's uint64[4] shuffle state, kept by reference.");
+
+static int net_init(NetObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kw[] = {"spec", "dtype", "rng_state", NULL};
+    PyObject *spec, *rng_o;
+    PyArray_Descr *descr = NULL;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "OO&O", kw, &spec, PyArray_DescrConverter, &descr,
+                                     &rng_o))
+        return -1;
+    const int typenum = descr->type_num;
+    Py_DECREF(descr);
+    if (dtype_code(typenum) < 0) {
+        PyErr_SetString(PyExc_TypeError, "dtype must be float32 or float64");
+        return -1;
+    }
+    fo_net net;
+    if (parse_net(spec, &net) < 0)
+        return -1;
+    PyArrayObject *rng = exact_array(rng_o, "rng_state", NPY_UINT64, 1, 4);
+    if (rng == NULL)
+        return -1;
+    net_clear(self);
+    self->net = net;
+    self->typenum = typenum;
+    Py_INCREF(rng);
+    self->rng = rng;
+    self->tob_start = NAN;
+    return 0;
+}
+
+/* the views of every kernel and bias (Keras order) into a flat buffer */
+static PyObject *make_views(NetObject *self, PyArrayObject *flat, int writeable)
+{
+    const fo_net *net = &self->net;
+    const size_t L = net->n_layers;
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    char *base = PyArray_BYTES(flat);
+    const npy_intp item = PyArray_ITEMSIZE(flat);
+    for (size_t l = 0; l < L; l++) {
+        for (int which = 0; which < 2; which++) {
+            if (which == 1 && !net->use_bias[l])
+                continue;
+            npy_intp dims[2] = {(npy_intp)net->units[l], (npy_intp)net->units[l + 1]};
+            const int nd = which == 0 ? 2 : 1;
+            const size_t off = which == 0 ? net->kernel_off[l] : net->bias_off[l];
+            if (which == 1)
+                dims[0] = (npy_intp)net->units[l + 1];
+            PyArray_Descr *d = PyArray_DESCR(flat);
+            Py_INCREF(d);
+            PyObject *v = PyArray_NewFromDescr(&PyArray_Type, d, nd, dims, NULL, base + off * item,
+                                               NPY_ARRAY_CARRAY_RO | (writeable ? NPY_ARRAY_WRITEABLE : 0),
+                                               NULL);
+            if (v == NULL) {
+                Py_DECREF(list);
+                return NULL;
+            }
+            Py_INCREF(flat);
+            if (PyArray_SetBaseObject((PyArrayObject *)v, (PyObject *)flat) < 0 ||
+                PyList_Append(list, v) < 0) {
+                Py_DECREF(v);
+                Py_DECREF(list);
+                return NULL;
+            }
+            Py_DECREF(v);
+        }
+    }
+    return list;
+}
+
+/* a flat buffer of this network: 1-d, the model's dtype, n_params elements */
+static PyArrayObject *flat_array(NetObject *self, PyObject *o, const char *name, int writable)
+{
+    PyArrayObject *a = exact_array(o, name, self->typenum, writable, (npy_intp)self->net.n_params);
+    if (a && PyArray_NDIM(a) != 1) {
+        PyErr_Format(PyExc_ValueError, "%s must be 1-d", name);
+        return NULL;
+    }
+    return a;
+}
+
+PyDoc_STRVAR(views_doc, "views(flat, writeable=True) -> [kernel0, bias0, kernel1, ...]\n\n"
+                        "Views of every kernel (in, out) and bias (out) into a flat buffer of\n"
+                        "n_params elements, in Keras' get_weights() order.");
+
+static PyObject *net_views(NetObject *self, PyObject *args, PyObject *kwds)
+{
+    static char *kw[] = {"flat", "writeable", NULL};
+    PyObject *fo;
+    int writeable = 1;
+    if (!PyArg_ParseTupleAndKeywords(args, kwds, "O|p", kw, &fo, &writeable))
+        return NULL;
+    PyArrayObject *flat = flat_array(self, fo, "flat", 0);
+    if (flat == NULL)
+        return NULL;
+    if (writeable && !PyArray_ISWRITEABLE(flat)) {
+        PyErr_SetString(PyExc_ValueError, "flat is read-only; ask for read-only views");
+        return NULL;
+    }
+    return make_views(self, flat, writeable);
+}
+
+static PyObject *net_get_layout(NetObject *self, void *closure)
+{
+    const fo_net *net = &self->net;
+    PyObject *t = PyList_New(0);
+    for (size_t l = 0; t && l < net->n_layers; l++) {
+        PyObject *k = Py_BuildValue("(n(nn))", (Py_ssize_t)net->kernel_off[l],
+                                    (Py_ssize_t)net->units[l], (Py_ssize_t)net->units[l + 1]);
+        if (!k || PyList_Append(t, k) < 0)
+            Py_CLEAR(t);
+        Py_XDECREF(k);
+        if (t && net->use_bias[l]) {
+            PyObject *b = Py_BuildValue("(n(n))", (Py_ssize_t)net->bias_off[l],
+                                        (Py_ssize_t)net->units[l + 1]);
+            if (!b || PyList_Append(t, b) < 0)
+                Py_CLEAR(t);
+            Py_XDECREF(b);
+        }
+    }
+    if (t == NULL)
+        return NULL;
+    PyObject *r = PyList_AsTuple(t);
+    Py_DECREF(t);
+    return r;
+}
+
+static PyObject *net_get_n_params(NetObject *self, void *c)
+{
+    return PyLong_FromSize_t(self->net.n_params);
+}
+
+static PyObject *net_get_units(NetObject *self, void *c)
+{
+    PyObject *t = PyTuple_New((Py_ssize_t)self->net.n_layers + 1);
+    for (size_t i = 0; t && i <= self->net.n_layers; i++)
+        PyTuple_SET_ITEM(t, (Py_ssize_t)i, PyLong_FromSize_t(self->net.units[i]));
+    return t;
+}
+
+static PyObject *net_get_chunk_rows(NetObject *self, void *c)
+{
+    return PyLong_FromSize_t(self->net.chunk_rows);
+}
+
+static PyObject *net_get_bound(NetObject *self, void *c)
+{
+    return PyBool_FromLong(self->params != NULL);
+}
+
+static PyObject *net_get_loss(NetObject *self, void *c)
+{
+    return PyLong_FromLong(self->net.loss);
+}
+
+static int net_set_loss(NetObject *self, PyObject *value, void *c)
+{
+    if (value == NULL) {
+        PyErr_SetString(PyExc_TypeError, "the loss cannot be deleted");
+        return -1;
+    }
+    const long code = PyLong_AsLong(value);
+    if (code == -1 && PyErr_Occurred())
+        return -1;
+    if (code != FO_LOSS_MSE) { /* the losses the training loop computes */
+        PyErr_Format(PyExc_ValueError, "loss code %ld: the training loop computes mean_squared_error "
+                                       "(code %d) only so far", code, FO_LOSS_MSE);
+        return -1;
+    }
+    self->net.loss = (int)code;
+    return 0;
+}
+
+/* the used slots of the optimizer's current hyperparameters are all there */
+static int check_slots_used(NetObject *self, const fo_optim_hyper *h, PyArrayObject *const slots[])
+{
+    int used[FO_MAX_SLOTS];
+    fo_optim_slots_used(self->kind, h, used);
+    for (int k = 0; k < FO_MAX_SLOTS; k++) {
+        if (used[k] && slots[k] == NULL) {
+            PyErr_Format(PyExc_ValueError,
+                         "slots[%d] is None but the optimizer's hyperparameters need it; "
+                         "compile the model with the optimizer again", k);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+PyDoc_STRVAR(bind_doc,
+             "bind(params, grads, optimizer, slots)\n\n"
+             "Train the flat params (n_params) with the optimizer, or with None only run\n"
+             "forward, gradients and evaluate.  grads is the model's flat gradient buffer,\n"
+             "slots the optimizer's flat state (a tuple of MAX_SLOTS arrays or None).  The\n"
+             "optimizer's _kind, _hyper, _step (int64[1], counted here per step applied) and\n"
+             "_lock are read from it.  Everything is checked before anything is kept.");
+
+static PyObject *net_bind(NetObject *self, PyObject *args)
+{
+    PyObject *po, *go, *opt, *slots_o;
+    if (!PyArg_ParseTuple(args, "OOOO!", &po, &go, &opt, &PyTuple_Type, &slots_o))
+        return NULL;
+    PyArrayObject *params = flat_array(self, po, "params", 1);
+    PyArrayObject *grads = params ? flat_array(self, go, "grads", 1) : NULL;
+    if (grads == NULL)
+        return NULL;
+    if (PyTuple_GET_SIZE(slots_o) != FO_MAX_SLOTS) {
+        PyErr_Format(PyExc_TypeError, "slots must be a %d-tuple", FO_MAX_SLOTS);
+        return NULL;
+    }
+    PyArrayObject *slots[FO_MAX_SLOTS];
+    PyArrayObject *arrs[2 + FO_MAX_SLOTS] = {params, grads};
+    const char *names[2 + FO_MAX_SLOTS] = {"params", "grads"};
+    int n = 2;
+    for (int k = 0; k < FO_MAX_SLOTS; k++) {
+        PyObject *s = PyTuple_GET_ITEM(slots_o, k);
+        slots[k] = NULL;
+        if (s == Py_None)
+            continue;
+        if (!(slots[k] = flat_array(self, s, slot_name(k), 1)))
+            return NULL;
+        arrs[n] = slots[k];
+        names[n++] = slot_name(k);
+    }
+    if (check_disjoint(arrs, names, n, n) < 0)
+        return NULL;
+    if (opt == Py_None) { /* the parameters only: forward, gradients and evaluate */
+        unbind(self);
+        self->params = (PyArrayObject *)Py_NewRef(params);
+        self->grads = (PyArrayObject *)Py_NewRef(grads);
+        Py_RETURN_NONE;
+    }
+    /* the optimizer: its kind, step array, lock and hyperparameters */
+    PyObject *kind_o = PyObject_GetAttr(opt, str_kind);
+    if (kind_o == NULL)
+        return NULL;
+    long kind = PyLong_AsLong(kind_o);
+    Py_DECREF(kind_o);
+    if (kind == -1 && PyErr_Occurred())
+        return NULL;
+    if (kind < 0 || kind >= FO_N_OPTIM) {
+        PyErr_Format(PyExc_ValueError, "unknown optimizer kind %ld", kind);
+        return NULL;
+    }
+    PyObject *step_o = PyObject_GetAttr(opt, str_step);
+    if (step_o == NULL)
+        return NULL;
+    PyArrayObject *step = exact_array(step_o, "optimizer._step", NPY_INT64, 1, 1);
+    PyObject *lock = step ? PyObject_GetAttr(opt, str_lock) : NULL;
+    PyObject *acq = lock ? PyObject_GetAttrString(lock, "acquire") : NULL;
+    PyObject *rel = acq ? PyObject_GetAttrString(lock, "release") : NULL;
+    PyObject *hyper_o = rel ? PyObject_GetAttr(opt, str_hyper) : NULL;
+    fo_optim_hyper h;
+    const int prev_kind = self->kind;
+    self->kind = (int)kind;
+    if (!hyper_o || parse_hyper(hyper_o, &h) < 0 || check_slots_used(self, &h, slots) < 0) {
+        self->kind = prev_kind;
+        Py_XDECREF(lock);
+        Py_XDECREF(acq);
+        Py_XDECREF(rel);
+        Py_XDECREF(hyper_o);
+        Py_DECREF(step_o);
+        return NULL;
+    }
+    Py_XDECREF(lock);
+    unbind(self);
+    self->kind = (int)kind;
+    self->params = (PyArrayObject *)Py_NewRef(params);
+    self->grads = (PyArrayObject *)Py_NewRef(grads);
+    for (int k = 0; k < FO_MAX_SLOTS; k++)
+        self->slots[k] = (PyArrayObject *)Py_XNewRef(slots[k]);
+    self->opt = Py_NewRef(opt);
+    self->step = step; /* the reference from GetAttr */
+    self->lock_acquire = acq;
+    self->lock_release = rel;
+    self->hyper_obj = hyper_o;
+    self->hyper = h;
+    self->tob_start = NAN;
+    Py_RETURN_NONE;
+}
+
+static PyObject *net_unbind(NetObject *self, PyObject *unused)
+{
+    unbind(self);
+    Py_RETURN_NONE;
+}
+
+/* What a stepping call uses, held until it ends: another thread may rebind
+ * the network (compile) while the kernel runs without the GIL. */
+typedef struct {
+    PyObject *obj[4 + FO_MAX_SLOTS];
+    int n;
+    PyObject *release; /* the optimizer lock's release (one of obj) */
+} held_refs;
+
+static void hold(held_refs *h, PyObject *o)
+{
+    if (o)
+        h->obj[h->n++] = Py_NewRef(o);
+}
+
+/* release the optimizer's lock and the references; an error already set wins */
+static void step_end(held_refs *h)
+{
+    PyObject *et, *ev, *tb;
+    PyErr_Fetch(&et, &ev, &tb);
+    PyObject *r = PyObject_CallNoArgs(h->release);
+    Py_XDECREF(r);
+    if (et)
+        PyErr_Restore(et, ev, tb);
+    for (int i = 0; i < h->n; i++)
+        Py_DECREF(h->obj[i]);
+    h->n = 0;
+}
+
+/* take the optimizer's lock and fill *o for n_steps steps, holding what the
+ * call uses; on failure nothing is held and the lock is released */
+static int step_begin(NetObject *self, fo_opt *o, size_t n_steps, held_refs *held)
+{
+    held->n = 0;
+    hold(held, self->lock_release);
+    held->release = self->lock_release;
+    hold(held, (PyObject *)self->params);
+    hold(held, (PyObject *)self->grads);
+    hold(held, (PyObject *)self->step);
+    for (int k = 0; k < FO_MAX_SLOTS; k++)
+        hold(held, (PyObject *)self->slots[k]);
+    PyObject *r = PyObject_CallNoArgs(self->lock_acquire);
+    if (r == NULL) {
+        for (int i = 0; i < held->n; i++)
+            Py_DECREF(held->obj[i]);
+        held->n = 0;
+        return -1;
+    }
+    Py_DECREF(r);
+    PyObject *hyper_o = PyObject_GetAttr(self->opt, str_hyper);
+    if (hyper_o == NULL)
+        goto fail;
+    if (hyper_o != self->hyper_obj) { /* reconfigured since the last step */
+        fo_optim_hyper h;
+        if (parse_hyper(hyper_o, &h) < 0 || check_slots_used(self, &h, self->slots) < 0) {
+            Py_DECREF(hyper_o);
+            goto fail;
+        }
+        Py_SETREF(self->hyper_obj, hyper_o);
+        self->hyper = h;
+    } else {
+        Py_DECREF(hyper_o);
+    }
+    const int64_t step = *(int64_t *)PyArray_DATA(self->step);
+    if (step < 0 || step > FO_MAX_STEP - (int64_t)n_steps) {
+        PyErr_Format(PyExc_ValueError, "optimizer.iterations = %lld is out of range: it must stay "
+                                       "in [0, 2**53]", (long long)step);
+        goto fail;
+    }
+    o->kind = self->kind;
+    o->h = self->hyper;
+    o->h.iteration = step;
+    for (int k = 0; k < FO_MAX_SLOTS; k++)
+        o->slot[k] = self->slots[k] ? PyArray_DATA(self->slots[k]) : NULL;
+    o->step = PyArray_DATA(self->step);
+    return 0;
+fail:
+    step_end(held);
+    return -1;
+}
+
+/* fail unless the inputs of a training call share no memory with what it writes */
+static int inputs_disjoint(NetObject *self, PyArrayObject **in, const char **in_names, int n_in,
+                           int soft)
+{
+    PyArrayObject *arrs[2 + FO_MAX_SLOTS + 4] = {self->params, self->grads};
+    const char *names[2 + FO_MAX_SLOTS + 4] = {"params", "grads"};
+    int n = 2;
+    for (int k = 0; k < FO_MAX_SLOTS; k++) {
+        if (self->slots[k]) {
+            arrs[n] = self->slots[k];
+            names[n++] = slot_name(k);
+        }
+    }
+    const int n_out = n;
+    for (int i = 0; i < n_in && i < 4; i++) {
+        arrs[n] = in[i];
+        names[n++] = in_names[i];
+    }
+    if (soft) {
+        for (int i = 0; i < n_out; i++)
+            for (int j = n_out; j < n; j++)
+                if (arrs[j] && overlaps(arrs[i], arrs[j]) != 0) {
+                    PyErr_Clear();
+                    return 0;
+                }
+        return 1;
+    }
+    return check_disjoint(arrs, names, n_out, n) < 0 ? -1 : 1;
+}
+
+static int soft_flag(PyObject *const *args, Py_ssize_t nargs, Py_ssize_t at)
+{
+    return nargs > at ? PyObject_IsTrue(args[at]) : 0;
+}
+
+PyDoc_STRVAR(forward_doc, "forward(x, soft=False) -> out (n, units[-1])\n\n"
+                          "The network applied to x (n, units[0]) with the bound params.");
+
+static PyObject *net_forward_m(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 1 || nargs > 2) {
+        PyErr_SetString(PyExc_TypeError, "forward(x, soft=False)");
+        return NULL;
+    }
+    const int soft = soft_flag(args, nargs, 1);
+    if (soft < 0)
+        return NULL;
+    PyArrayObject *params = self->params;
+    if (params == NULL) {
+        if (soft)
+            Py_RETURN_NOTIMPLEMENTED;
+        PyErr_SetString(PyExc_ValueError, "forward: no params bound");
+        return NULL;
+    }
+    const fo_net *net = &self->net;
+    PyArrayObject *x;
+    int r = data_array(args[0], "x", self->typenum, (npy_intp)net->units[0], -1, soft, &x);
+    if (r <= 0) {
+        if (r == 0)
+            Py_RETURN_NOTIMPLEMENTED;
+        return NULL;
+    }
+    const npy_intp n = PyArray_DIM(x, 0), dims[2] = {n, (npy_intp)net->units[net->n_layers]};
+    const size_t ws = workspace_size(net, (size_t)n, "x");
+    if (ws == (size_t)-1)
+        return NULL;
+    PyArrayObject *out = (PyArrayObject *)PyArray_SimpleNew(2, dims, self->typenum);
+    int owned;
+    void *work = out ? work_take(self, ws, &owned) : NULL;
+    if (work == NULL) {
+        Py_XDECREF(out);
+        return NULL;
+    }
+    Py_INCREF(params); /* kept while the GIL is released: another thread may rebind */
+    py_ctl p;
+    release_gil(&p, (double)n * (double)net->n_params);
+    if (self->typenum == NPY_FLOAT32)
+        fo_net_forward_f32(PyArray_DATA(out), PyArray_DATA(x), PyArray_DATA(params), net, n, work, &p.ctl);
+    else
+        fo_net_forward_f64(PyArray_DATA(out), PyArray_DATA(x), PyArray_DATA(params), net, n, work, &p.ctl);
+    const int stopped = take_gil(&p);
+    Py_DECREF(params);
+    work_give(self, work, owned);
+    if (stopped < 0) {
+        Py_DECREF(out);
+        return NULL;
+    }
+    return (PyObject *)out;
+}
+
+/* x, y and sample weights of a batch call: 1 ok, 0 not fast (soft), -1 error */
+static int batch_arrays(NetObject *self, PyObject *const *args, int soft, PyArrayObject **x,
+                        PyArrayObject **y, PyArrayObject **sw)
+{
+    const fo_net *net = &self->net;
+    int r = data_array(args[0], "x", self->typenum, (npy_intp)net->units[0], -1, soft, x);
+    if (r > 0)
+        r = data_array(args[1], "y", self->typenum, (npy_intp)net->units[net->n_layers],
+                       PyArray_DIM(*x, 0), soft, y);
+    if (r > 0)
+        r = weight_array(args[2], self->typenum, PyArray_DIM(*x, 0), soft, sw);
+    return r;
+}
+
+PyDoc_STRVAR(gradients_doc,
+             "gradients(x, y, sample_weight=None, soft=False) -> (loss, grads)\n\n"
+             "The batch loss (sum_i w_i loss_i / n + penalties) and its gradients, read-only\n"
+             "views (Keras order) of one new flat array.");
+
+/* the arguments of gradients and evaluate, (x, y, sample_weight=None, soft=False):
+ * 1 with x, y, sw set, 0 when soft and the thorough path is needed, -1 on error */
+static int xy_arguments(NetObject *self, const char *what, PyObject *const *args, Py_ssize_t nargs,
+                        PyArrayObject **x, PyArrayObject **y, PyArrayObject **sw)
+{
+    if (nargs < 2 || nargs > 4) {
+        PyErr_Format(PyExc_TypeError, "%s(x, y, sample_weight=None, soft=False)", what);
+        return -1;
+    }
+    PyObject *argv[3] = {args[0], args[1], nargs > 2 ? args[2] : Py_None};
+    const int soft = soft_flag(args, nargs, 3);
+    if (soft < 0)
+        return -1;
+    if (self->params == NULL) {
+        if (soft)
+            return 0;
+        PyErr_Format(PyExc_ValueError, "%s: no params bound", what);
+        return -1;
+    }
+    return batch_arrays(self, argv, soft, x, y, sw);
+}
+
+static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyArrayObject *x, *y, *sw;
+    const int r = xy_arguments(self, "gradients", args, nargs, &x, &y, &sw);
+    if (r <= 0) {
+        if (r == 0)
+            Py_RETURN_NOTIMPLEMENTED;
+        return NULL;
+    }
+    PyArrayObject *params = self->params;
+    const fo_net *net = &self->net;
+    const npy_intp n = PyArray_DIM(x, 0), np_ = (npy_intp)net->n_params;
+    const size_t ws = workspace_size(net, (size_t)n, "x");
+    if (ws == (size_t)-1)
+        return NULL;
+    PyArrayObject *g = (PyArrayObject *)PyArray_SimpleNew(1, &np_, self->typenum);
+    int owned;
+    void *work = g ? work_take(self, ws, &owned) : NULL;
+    if (work == NULL) {
+        Py_XDECREF(g);
+        return NULL;
+    }
+    fo_stats st = {0, 0, 0, 0};
+    double loss;
+    const void *swp = sw ? PyArray_DATA(sw) : NULL;
+    Py_INCREF(params); /* kept while the GIL is released: another thread may rebind */
+    py_ctl p;
+    release_gil(&p, 3.0 * (double)n * (double)net->n_params);
+    if (self->typenum == NPY_FLOAT32)
+        loss = fo_net_gradients_f32(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), swp,
+                                    PyArray_DATA(params), net, n, work, &st, &p.ctl);
+    else
+        loss = fo_net_gradients_f64(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), swp,
+                                    PyArray_DATA(params), net, n, work, &st, &p.ctl);
+    const int stopped = take_gil(&p);
+    Py_DECREF(params);
+    work_give(self, work, owned);
+    if (stopped < 0) {
+        Py_DECREF(g);
+        return NULL;
+    }
+    /* read-only, so that a (variable, gradient) pair passed the wrong way round is refused */
+    PyArray_CLEARFLAGS(g, NPY_ARRAY_WRITEABLE);
+    PyObject *views = make_views(self, g, 0);
+    Py_DECREF(g);
+    if (views == NULL)
+        return NULL;
+    return Py_BuildValue("(dN)", loss, views);
+}
+
+PyDoc_STRVAR(evaluate_doc,
+             "evaluate(x, y, sample_weight=None, soft=False) -> (loss, sse, sae)\n\n"
+             "The loss of x, y (sum_i w_i loss_i / n + penalties) and the sums of squared\n"
+             "and absolute errors of every output (unweighted).");
+
+static PyObject *net_evaluate_m(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    PyArrayObject *x, *y, *sw;
+    const int r = xy_arguments(self, "evaluate", args, nargs, &x, &y, &sw);
+    if (r <= 0) {
+        if (r == 0)
+            Py_RETURN_NOTIMPLEMENTED;
+        return NULL;
+    }
+    const fo_net *net = &self->net;
+    const npy_intp n = PyArray_DIM(x, 0);
+    const size_t ws = workspace_size(net, (size_t)n, "x");
+    int owned;
+    void *work = ws == (size_t)-1 ? NULL : work_take(self, ws, &owned);
+    if (work == NULL)
+        return NULL;
+    fo_stats st = {0, 0, 0, 0};
+    double loss;
+    const void *swp = sw ? PyArray_DATA(sw) : NULL;
+    PyArrayObject *params = (PyArrayObject *)Py_NewRef(self->params); /* kept: see forward */
+    py_ctl p;
+    release_gil(&p, (double)n * (double)net->n_params);
+    if (self->typenum == NPY_FLOAT32)
+        loss = fo_net_evaluate_f32(PyArray_DATA(x), PyArray_DATA(y), swp, PyArray_DATA(params), net, n,
+                                   work, &st, &p.ctl);
+    else
+        loss = fo_net_evaluate_f64(PyArray_DATA(x), PyArray_DATA(y), swp, PyArray_DATA(params), net, n,
+                                   work, &st, &p.ctl);
+    const int stopped = take_gil(&p);
+    Py_DECREF(params);
+    work_give(self, work, owned);
+    if (stopped < 0)
+        return NULL;
+    return Py_BuildValue("(ddd)", loss, st.sse, st.sae);
+}
+
+PyDoc_STRVAR(train_on_batch_doc,
+             "train_on_batch(x, y, sample_weight, lr, soft=False) -> (loss, sse, sae, bad)\n\n"
+             "One step on the batch x, y: forward, backward and the bound optimizer's update\n"
+             "with learning rate lr (a float or a float64 array of 1), counted in its _step.\n"
+             "loss is the batch's loss before the update; bad is nonzero when the loss or the\n"
+             "parameters became non-finite, or the loss grew 1e6x above the first one since bind.");
+
+static PyObject *net_train_on_batch(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs < 4 || nargs > 5) {
+        PyErr_SetString(PyExc_TypeError, "train_on_batch(x, y, sample_weight, lr, soft=False)");
+        return NULL;
+    }
+    const int soft = soft_flag(args, nargs, 4);
+    if (soft < 0)
+        return NULL;
+    if (self->opt == NULL) {
+        if (soft)
+            Py_RETURN_NOTIMPLEMENTED;
+        PyErr_SetString(PyExc_ValueError, "train_on_batch: the network is not bound to an optimizer");
+        return NULL;
+    }
+    PyArrayObject *x, *y, *sw;
+    int r = batch_arrays(self, args, soft, &x, &y, &sw);
+    if (r > 0) {
+        PyArrayObject *in[3] = {x, y, sw};
+        const char *in_names[3] = {"x", "y", "sample_weight"};
+        r = inputs_disjoint(self, in, in_names, 3, soft);
+    }
+    if (r <= 0) {
+        if (r == 0)
+            Py_RETURN_NOTIMPLEMENTED;
+        return NULL;
+    }
+    double lr1;
+    PyArrayObject *lr = lr_array(args[3], 1, &lr1);
+    if (lr == NULL)
+        return NULL;
+    const double *lrp = (PyObject *)lr == Py_None ? &lr1 : PyArray_DATA(lr);
+    const fo_net *net = &self->net;
+    const npy_intp n = PyArray_DIM(x, 0);
+    const size_t ws = workspace_size(net, (size_t)n, "x");
+    if (ws == (size_t)-1)
+        return NULL;
+    fo_opt o;
+    held_refs held;
+    if (step_begin(self, &o, 1, &held) < 0) /* the lock is held from here */
+        return NULL;
+    o.lr = lrp;
+    o.n_lr = 1;
+    PyArrayObject *params = self->params, *grads = self->grads;
+    int owned;
+    void *work = work_take(self, ws, &owned);
+    if (work == NULL) {
+        step_end(&held);
+        return NULL;
+    }
+    fo_data d = {PyArray_DATA(x), PyArray_DATA(y), sw ? PyArray_DATA(sw) : NULL, (size_t)n, (size_t)n,
+                 1, 0, NULL, NULL, 0};
+    fo_stats st = {0, 0, 0, 0};
+    fo_report rep;
+    py_ctl p;
+    release_gil(&p, 3.0 * (double)n * (double)net->n_params);
+    if (self->typenum == NPY_FLOAT32)
+        rep = fo_net_train_f32(PyArray_DATA(params), PyArray_DATA(grads), &o, &d, net, 1, work, &st,
+                               &self->tob_start, &p.ctl);
+    else
+        rep = fo_net_train_f64(PyArray_DATA(params), PyArray_DATA(grads), &o, &d, net, 1, work, &st,
+                               &self->tob_start, &p.ctl);
+    const int stopped = take_gil(&p);
+    work_give(self, work, owned);
+    step_end(&held);
+    if (stopped < 0)
+        return NULL;
+    PyObject *res = PyTuple_New(4);
+    if (res == NULL)
+        return NULL;
+    PyObject *items[4] = {PyFloat_FromDouble(rep.loss), PyFloat_FromDouble(st.sse),
+                          PyFloat_FromDouble(st.sae), PyLong_FromLong(rep.bad)};
+    for (int i = 0; i < 4; i++) {
+        if (items[i] == NULL) {
+            for (int j = i; j < 4; j++)
+                Py_XDECREF(items[j]);
+            Py_DECREF(res);
+            return NULL;
+        }
+        PyTuple_SET_ITEM(res, i, items[i]);
+    }
+    return res;
+}
+
+PyDoc_STRVAR(batches_doc,
+             "batches(x, y, sample_weight, batch_size, shuffle, steps_per_epoch=0) -> Batches\n\n"
+             "The data set x, y (sample_weight: None or (n,)) walked in mini-batches of\n"
+             "batch_size rows (at most n), steps_per_epoch of them per epoch (0: all),\n"
+             "reshuffled at the start of each epoch with the model's generator.");
+
+static PyObject *net_batches(NetObject *self, PyObject *args)
+{
+    PyObject *xo, *yo, *swo;
+    Py_ssize_t batch, steps = 0;
+    int shuffle;
+    if (!PyArg_ParseTuple(args, "OOOnp|n", &xo, &yo, &swo, &batch, &shuffle, &steps))
+        return NULL;
+    PyObject *argv[3] = {xo, yo, swo};
+    PyArrayObject *x, *y, *sw;
+    if (batch_arrays(self, argv, 0, &x, &y, &sw) < 0)
+        return NULL;
+    const npy_intp n = PyArray_DIM(x, 0);
+    if (batch < 1) {
+        PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %zd", batch);
+        return NULL;
+    }
+    if (batch > n)
+        batch = n;
+    const npy_intp all = (n + batch - 1) / batch;
+    if (steps < 0 || steps > all) {
+        PyErr_Format(PyExc_ValueError, "steps_per_epoch must be in [1, %zd] (the batches of one "
+                                       "epoch), got %zd", all, steps);
+        return NULL;
+    }
+    if (workspace_size(&self->net, (size_t)batch, "batch_size") == (size_t)-1)
+        return NULL;
+    PyArrayObject *perm = NULL;
+    if (shuffle && !(perm = (PyArrayObject *)PyArray_SimpleNew(1, &n, NPY_INT64)))
+        return NULL;
+    BatchesObject *b = PyObject_GC_New(BatchesObject, &BatchesType);
+    if (b == NULL) {
+        Py_XDECREF(perm);
+        return NULL;
+    }
+    b->net = (NetObject *)Py_NewRef(self);
+    b->x = (PyArrayObject *)Py_NewRef(x);
+    b->y = (PyArrayObject *)Py_NewRef(y);
+    b->sw = (PyArrayObject *)Py_XNewRef(sw);
+    b->perm = perm;
+    b->data = (fo_data){PyArray_DATA(x), PyArray_DATA(y), sw ? PyArray_DATA(sw) : NULL, (size_t)n,
+                        (size_t)batch, (size_t)(steps ? steps : all), shuffle,
+                        perm ? PyArray_DATA(perm) : NULL, NULL, 0};
+    b->loss_start = NAN;
+    b->busy = 0;
+    PyObject_GC_Track(b);
+    return (PyObject *)b;
+}
+
+PyDoc_STRVAR(train_doc,
+             "train(batches, n_steps, lr, stats) -> (steps, bad_step, bad, loss)\n\n"
+             "n_steps steps of the bound optimizer over batches, from where it stands.  lr:\n"
+             "float64 array of 1 or n_steps learning rates.  stats: float64 (epochs, 4), row e\n"
+             "adds (loss*rows, sse, sae, penalty*rows) of the e-th epoch the call touches.\n"
+             "bad_step: the first step (of this call) whose loss was non-finite or 1e6x the\n"
+             "run's first, or -1 (or, bad == 3, the last step if the parameters are not\n"
+             "finite); loss: the last step's.  On an interrupt every step taken is counted.");
+
+static PyObject *net_train(NetObject *self, PyObject *args)
+{
+    BatchesObject *b;
+    Py_ssize_t n_steps;
+    PyObject *lro, *stats_o;
+    if (!PyArg_ParseTuple(args, "O!nOO", &BatchesType, &b, &n_steps, &lro, &stats_o))
+        return NULL;
+    if (self->opt == NULL) {
+        PyErr_SetString(PyExc_ValueError, "train: the network is not bound to an optimizer");
+        return NULL;
+    }
+    if (b->net != self) {
+        PyErr_SetString(PyExc_ValueError, "train: batches belong to another network");
+        return NULL;
+    }
+    if (b->busy) {
+        PyErr_SetString(PyExc_ValueError, "train: these batches are in use by another call");
+        return NULL;
+    }
+    if (n_steps < 0) {
+        PyErr_Format(PyExc_ValueError, "n_steps must be >= 0, got %zd", n_steps);
+        return NULL;
+    }
+    fo_data *d = &b->data;
+    /* the epochs the call touches: the one at d->pos and those after it */
+    const npy_intp epochs = n_steps == 0 ? 0 : ((npy_intp)d->pos + n_steps + (npy_intp)d->steps - 1) /
+                                                   (npy_intp)d->steps;
+    double lr1;
+    PyArrayObject *lr = lr_array(lro, n_steps, &lr1);
+    if (lr == NULL)
+        return NULL;
+    const double *lrp = (PyObject *)lr == Py_None ? &lr1 : PyArray_DATA(lr);
+    const npy_intp n_lr = (PyObject *)lr == Py_None ? 1 : PyArray_SIZE(lr);
+    PyArrayObject *stats = exact_2d(stats_o, "stats", NPY_FLOAT64, 1, -1, 4);
+    if (stats == NULL)
+        return NULL;
+    if (PyArray_DIM(stats, 0) < epochs) {
+        PyErr_Format(PyExc_ValueError, "stats must have at least %zd rows, got %zd", epochs,
+                     PyArray_DIM(stats, 0));
+        return NULL;
+    }
+    if (d->shuffle && rng_nonzero(self->rng) < 0)
+        return NULL;
+    PyArrayObject *in[4] = {b->x, b->y, b->sw, b->perm};
+    const char *in_names[4] = {"x", "y", "sample_weight", "perm"};
+    if (inputs_disjoint(self, in, in_names, 4, 0) < 0)
+        return NULL;
+    PyArrayObject *st_in[2] = {stats, self->rng};
+    const char *st_names[2] = {"stats", "rng_state"};
+    if (inputs_disjoint(self, st_in, st_names, 2, 0) < 0)
+        return NULL;
+    const size_t ws = workspace_size(&self->net, d->batch, "batch_size");
+    if (ws == (size_t)-1)
+        return NULL;
+    /* the kernel adds each step's sums to the rows in order, so an epoch split
+     * over several calls sums as it would in one */
+    fo_stats *per_epoch = PyMem_Calloc(epochs ? (size_t)epochs : 1, sizeof(fo_stats));
+    if (per_epoch == NULL)
+        return PyErr_NoMemory();
+    for (npy_intp e = 0; e < epochs; e++) {
+        const double *row = (const double *)PyArray_GETPTR2(stats, e, 0);
+        per_epoch[e] = (fo_stats){.loss = row[0], .sse = row[1], .sae = row[2], .penalty = row[3]};
+    }
+    fo_opt o;
+    held_refs held;
+    if (step_begin(self, &o, (size_t)n_steps, &held) < 0) { /* the lock is held from here */
+        PyMem_Free(per_epoch);
+        return NULL;
+    }
+    o.lr = lrp;
+    o.n_lr = (size_t)n_lr;
+    PyArrayObject *params = self->params, *grads = self->grads, *rng_a = self->rng;
+    int owned;
+    void *work = work_take(self, ws, &owned);
+    if (work == NULL) {
+        step_end(&held);
+        PyMem_Free(per_epoch);
+        return NULL;
+    }
+    b->busy = 1;
+    fo_rng rng;
+    memcpy(rng.s, PyArray_DATA(rng_a), sizeof rng.s);
+    d->rng = &rng;
+    fo_report rep;
+    py_ctl p;
+    release_gil(&p, 3.0 * (double)n_steps * (double)d->batch * (double)self->net.n_params);
+    if (self->typenum == NPY_FLOAT32)
+        rep = fo_net_train_f32(PyArray_DATA(params), PyArray_DATA(grads), &o, d, &self->net,
+                               (size_t)n_steps, work, per_epoch, &b->loss_start, &p.ctl);
+    else
+        rep = fo_net_train_f64(PyArray_DATA(params), PyArray_DATA(grads), &o, d, &self->net,
+                               (size_t)n_steps, work, per_epoch, &b->loss_start, &p.ctl);
+    const int stopped = take_gil(&p);
+    d->rng = NULL;
+    memcpy(PyArray_DATA(rng_a), rng.s, sizeof rng.s);
+    b->busy = 0;
+    work_give(self, work, owned);
+    step_end(&held);
+    for (npy_intp e = 0; e < epochs; e++) {
+        double *row = (double *)PyArray_GETPTR2(stats, e, 0);
+        row[0] = per_epoch[e].loss;
+        row[1] = per_epoch[e].sse;
+        row[2] = per_epoch[e].sae;
+        row[3] = per_epoch[e].penalty;
+    }
+    PyMem_Free(per_epoch);
+    if (stopped < 0)
+        return NULL;
+    return Py_BuildValue("(nLid)", (Py_ssize_t)rep.done, (long long)rep.bad_step, rep.bad, rep.loss);
+}
+
+static PyMethodDef net_methods[] = {
+    {"views", (PyCFunction)(void (*)(void))net_views, METH_VARARGS | METH_KEYWORDS, views_doc},
+    {"bind", (PyCFunction)net_bind, METH_VARARGS, bind_doc},
+    {"unbind", (PyCFunction)net_unbind, METH_NOARGS, "unbind(): forget the bound buffers and optimizer"},
+    {"forward", (PyCFunction)(void (*)(void))net_forward_m, METH_FASTCALL, forward_doc},
+    {"gradients", (PyCFunction)(void (*)(void))net_gradients_m, METH_FASTCALL, gradients_doc},
+    {"evaluate", (PyCFunction)(void (*)(void))net_evaluate_m, METH_FASTCALL, evaluate_doc},
+    {"train_on_batch", (PyCFunction)(void (*)(void))net_train_on_batch, METH_FASTCALL,
+     train_on_batch_doc},
+    {"batches", (PyCFunction)net_batches, METH_VARARGS, batches_doc},
+    {"train", (PyCFunction)net_train, METH_VARARGS, train_doc},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef net_getset[] = {
+    {"n_params", (getter)net_get_n_params, NULL, "number of parameters (the flat buffer's length)", NULL},
+    {"units", (getter)net_get_units, NULL, "(input features, units of each layer)", NULL},
+    {"layout", (getter)net_get_layout, NULL,
+     "((offset, shape) of every kernel and bias in the flat buffer, Keras order)", NULL},
+    {"chunk_rows", (getter)net_get_chunk_rows, NULL, "rows a batch is run through the layers at a time",
+     NULL},
+    {"bound", (getter)net_get_bound, NULL, "whether bind() gave it buffers and an optimizer", NULL},
+    {"loss", (getter)net_get_loss, (setter)net_set_loss,
+     "the loss code (LOSS_MSE, ...) the batch loss and its gradient use", NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject NetType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastopt._core.Network",
+    .tp_basicsize = sizeof(NetObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = net_doc,
+    .tp_new = PyType_GenericNew,
+    .tp_init = (initproc)net_init,
+    .tp_dealloc = (destructor)net_dealloc,
+    .tp_traverse = (traverseproc)net_traverse,
+    .tp_clear = (inquiry)net_clear,
+    .tp_methods = net_methods,
+    .tp_getset = net_getset,
+};
+
+/* ---- Batches ---- */
+
+static int batches_traverse(BatchesObject *b, visitproc visit, void *arg)
+{
+    Py_VISIT(b->net);
+    Py_VISIT(b->x);
+    Py_VISIT(b->y);
+    Py_VISIT(b->sw);
+    Py_VISIT(b->perm);
+    return 0;
+}
+
+static int batches_clear(BatchesObject *b)
+{
+    Py_CLEAR(b->net);
+    Py_CLEAR(b->x);
+    Py_CLEAR(b->y);
+    Py_CLEAR(b->sw);
+    Py_CLEAR(b->perm);
+    return 0;
+}
+
+static void batches_dealloc(BatchesObject *b)
+{
+    PyObject_GC_UnTrack(b);
+    batches_clear(b);
+    PyObject_GC_Del(b);
+}
+
+static PyObject *batches_get(BatchesObject *b, void *which)
+{
+    switch ((int)(intptr_t)which) {
+    case 0:
+        return PyLong_FromSize_t(b->data.n);
+    case 1:
+        return PyLong_FromSize_t(b->data.batch);
+    case 2:
+        return PyLong_FromSize_t(b->data.steps);
+    default:
+        return PyLong_FromSize_t(b->data.pos);
+    }
+}
+
+static PyGetSetDef batches_getset[] = {
+    {"n", (getter)batches_get, NULL, "samples", (void *)0},
+    {"batch_size", (getter)batches_get, NULL, "rows per batch (the last may have fewer)", (void *)1},
+    {"steps", (getter)batches_get, NULL, "batches per epoch", (void *)2},
+    {"pos", (getter)batches_get, NULL, "the batch of the epoch the next step takes", (void *)3},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject BatchesType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastopt._core.Batches",
+    .tp_basicsize = sizeof(BatchesObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_GC,
+    .tp_doc = "A data set walked in mini-batches by Network.train (made by Network.batches).",
+    .tp_dealloc = (destructor)batches_dealloc,
+    .tp_traverse = (traverseproc)batches_traverse,
+    .tp_clear = (inquiry)batches_clear,
+    .tp_getset = batches_getset,
+};
+
+int fo_net_add_types(PyObject *module)
+{
+    if (!(str_hyper = PyUnicode_InternFromString("_hyper")) ||
+        !(str_kind = PyUnicode_InternFromString("_kind")) ||
+        !(str_step = PyUnicode_InternFromString("_step")) ||
+        !(str_lock = PyUnicode_InternFromString("_lock")))
+        return -1;
+    if (PyType_Ready(&NetType) < 0 || PyType_Ready(&BatchesType) < 0)
+        return -1;
+    if (PyModule_AddObjectRef(module, "Network", (PyObject *)&NetType) < 0 ||
+        PyModule_AddObjectRef(module, "Batches", (PyObject *)&BatchesType) < 0)
+        return -1;
+    return PyModule_AddIntConstant(module, "LOSS_MSE", FO_LOSS_MSE);
+}
+
+/* ------------------------------------------------------------------ */
+/* module-level wrappers: the spec and buffers given at each call      */
+/* ------------------------------------------------------------------ */
 
 static PyObject *py_net_sizes(PyObject *self, PyObject *args)
 {
@@ -82,15 +1410,13 @@ static PyObject *py_net_sizes(PyObject *self, PyObject *args)
         PyErr_SetString(PyExc_ValueError, "batch rows must be >= 0");
         return NULL;
     }
-    if (B > 0 && fo_net_workspace(&net, 1) > (size_t)PY_SSIZE_T_MAX / (size_t)B) {
-        PyErr_SetString(PyExc_ValueError, "too many rows for this network");
+    const size_t ws = workspace_size(&net, (size_t)B, "batch rows");
+    if (ws == (size_t)-1)
         return NULL;
-    }
-    return Py_BuildValue("nn", (Py_ssize_t)fo_net_n_params(&net),
-                         (Py_ssize_t)fo_net_workspace(&net, (size_t)B));
+    return Py_BuildValue("nn", (Py_ssize_t)net.n_params, (Py_ssize_t)ws);
 }
 
-/* what every network call shares: the network, its dtype, params and x */
+/* what every wrapper shares: the network, its dtype, params and x */
 typedef struct {
     fo_net net;
     int typenum;
@@ -104,7 +1430,7 @@ static int net_common(PyObject *spec, PyObject *params_o, PyObject *xo, net_args
         return -1;
     if ((a->typenum = float_typenum(params_o, "params")) < 0)
         return -1;
-    a->params = exact_array(params_o, "params", a->typenum, 0, (npy_intp)fo_net_n_params(&a->net));
+    a->params = exact_array(params_o, "params", a->typenum, 0, (npy_intp)a->net.n_params);
     if (!a->params)
         return -1;
     a->x = exact_2d(xo, "x", a->typenum, 0, -1, (npy_intp)a->net.units[0]);
@@ -117,12 +1443,11 @@ static int net_common(PyObject *spec, PyObject *params_o, PyObject *xo, net_args
 /* the workspace array, checked to hold fo_net_workspace(rows) elements */
 static PyArrayObject *work_array(PyObject *wo, const net_args *a, size_t rows)
 {
-    if (rows > 0 && fo_net_workspace(&a->net, 1) > (size_t)PY_SSIZE_T_MAX / rows) {
-        PyErr_SetString(PyExc_ValueError, "work: too many rows for this network");
+    const size_t need = workspace_size(&a->net, rows, "work");
+    if (need == (size_t)-1)
         return NULL;
-    }
     PyArrayObject *work = exact_array(wo, "work", a->typenum, 1, -1);
-    if (work && PyArray_SIZE(work) < (npy_intp)fo_net_workspace(&a->net, rows)) {
+    if (work && PyArray_SIZE(work) < (npy_intp)need) {
         PyErr_SetString(PyExc_ValueError, "work is too small for this batch size");
         return NULL;
     }
@@ -150,16 +1475,16 @@ static PyObject *py_net_forward(PyObject *self, PyObject *args)
     const char *names[] = {"out", "work", "x", "params"};
     if (check_disjoint(arrs, names, 2, 4) < 0)
         return NULL;
-    if (B > 0) {
-        Py_BEGIN_ALLOW_THREADS
-        if (na.typenum == NPY_FLOAT32)
-            fo_net_forward_f32(PyArray_DATA(out), PyArray_DATA(x), PyArray_DATA(na.params), net, B,
-                               PyArray_DATA(work));
-        else
-            fo_net_forward_f64(PyArray_DATA(out), PyArray_DATA(x), PyArray_DATA(na.params), net, B,
-                               PyArray_DATA(work));
-        Py_END_ALLOW_THREADS
-    }
+    py_ctl p;
+    release_gil(&p, (double)B * (double)net->n_params);
+    if (na.typenum == NPY_FLOAT32)
+        fo_net_forward_f32(PyArray_DATA(out), PyArray_DATA(x), PyArray_DATA(na.params), net, B,
+                           PyArray_DATA(work), &p.ctl);
+    else
+        fo_net_forward_f64(PyArray_DATA(out), PyArray_DATA(x), PyArray_DATA(na.params), net, B,
+                           PyArray_DATA(work), &p.ctl);
+    if (take_gil(&p) < 0)
+        return NULL;
     Py_RETURN_NONE;
 }
 
@@ -196,14 +1521,16 @@ static PyObject *py_net_gradients(PyObject *self, PyObject *args)
     if (check_disjoint(arrs, names, 2, 5) < 0)
         return NULL;
     fo_stats st = {0, 0, 0, 0};
-    Py_BEGIN_ALLOW_THREADS
+    py_ctl p;
+    release_gil(&p, 3.0 * (double)B * (double)net->n_params);
     if (na.typenum == NPY_FLOAT32)
-        fo_net_gradients_f32(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y),
-                             PyArray_DATA(na.params), net, B, PyArray_DATA(work), &st);
+        fo_net_gradients_f32(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), NULL,
+                             PyArray_DATA(na.params), net, B, PyArray_DATA(work), &st, &p.ctl);
     else
-        fo_net_gradients_f64(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y),
-                             PyArray_DATA(na.params), net, B, PyArray_DATA(work), &st);
-    Py_END_ALLOW_THREADS
+        fo_net_gradients_f64(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), NULL,
+                             PyArray_DATA(na.params), net, B, PyArray_DATA(work), &st, &p.ctl);
+    if (take_gil(&p) < 0)
+        return NULL;
     return stats_tuple(&st);
 }
 
@@ -214,7 +1541,8 @@ PyDoc_STRVAR(train_epoch_doc,
              "Epochs of mini-batch training in C.  lr is a float64 array with one learning\n"
              "rate per step (of every epoch), or one for all.  params and the slots are\n"
              "updated in place.  The sums returned are over all epochs; stats, a float64\n"
-             "(epochs, 4) array, receives each epoch's (loss*n, sse, sae, penalty*n).");
+             "(epochs, 4) array, receives each epoch's (loss*n, sse, sae, penalty*n).\n"
+             "work holds fo_net_workspace(min(batch_size, n)) elements.");
 
 static PyObject *py_train_epoch(PyObject *self, PyObject *args)
 {
@@ -235,6 +1563,10 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     fo_optim_hyper h;
     if (net_common(spec, po, xo, &na) < 0 || check_kind(kind) < 0 || parse_hyper(hyper_o, &h) < 0)
         return NULL;
+    if (iteration < 0 || iteration > FO_MAX_STEP) {
+        PyErr_Format(PyExc_ValueError, "iteration must be in [0, 2**53], got %lld", iteration);
+        return NULL;
+    }
     h.iteration = iteration;
     const fo_net *net = &na.net;
     const int tn = na.typenum;
@@ -253,6 +1585,7 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     PyArrayObject *perm = g ? exact_array(permo, "perm", NPY_INT64, 1, n) : NULL;
     PyArrayObject *rng = perm ? exact_array(rngo, "rng_state", NPY_UINT64, 1, 4) : NULL;
     PyArrayObject *lr = rng ? exact_array(lro, "lr", NPY_FLOAT64, 0, -1) : NULL;
+    /* the kernel splits its workspace for batches of min(batch_size, n) rows */
     const size_t rows = (size_t)(batch < n ? batch : (n > 0 ? n : 1));
     PyArrayObject *work = lr ? work_array(wo, &na, rows) : NULL;
     if (!work)
@@ -276,9 +1609,7 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     fo_optim_slots_used(kind, &h, used);
     PyArrayObject *arrs[6 + FO_MAX_SLOTS + 3] = {na.params, g, perm, rng, work, stats};
     const char *names[6 + FO_MAX_SLOTS + 3] = {"params", "grads", "perm", "rng_state", "work", "stats"};
-    static const char *slot_names[FO_MAX_SLOTS] = {"slots[0]", "slots[1]", "slots[2]",
-                                                   "slots[3]", "slots[4]", "slots[5]"};
-    void *slot[FO_MAX_SLOTS] = {NULL};
+    fo_opt o = {kind, h, {NULL}, NULL, NULL, 0};
     PyObject *slot_items[FO_MAX_SLOTS];
     if (parse_slot_tuple(slots_o, "slots", slot_items) < 0)
         return NULL;
@@ -286,13 +1617,13 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     for (int k = 0; k < FO_MAX_SLOTS; k++) {
         if (!used[k])
             continue;
-        PyArrayObject *s = exact_array(slot_items[k], slot_names[k], tn, 1,
-                                       PyArray_SIZE(na.params));
+        const char *sn = slot_name(k);
+        PyArrayObject *s = exact_array(slot_items[k], sn, tn, 1, PyArray_SIZE(na.params));
         if (!s)
             return NULL;
-        slot[k] = PyArray_DATA(s);
+        o.slot[k] = PyArray_DATA(s);
         arrs[na_] = s;
-        names[na_++] = slot_names[k];
+        names[na_++] = sn;
     }
     const int n_out = na_;
     arrs[na_] = x;
@@ -310,24 +1641,31 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
             return NULL;
         }
     }
-    fo_stats one, *per_epoch = stats ? (fo_stats *)PyMem_Malloc(epochs * sizeof(fo_stats)) : &one;
+    if (shuffle && n > 1 && rng_nonzero(rng) < 0)
+        return NULL;
+    o.lr = lrp;
+    o.n_lr = (size_t)PyArray_SIZE(lr);
+    fo_stats *per_epoch = PyMem_Calloc((size_t)epochs + 1, sizeof(fo_stats));
     if (!per_epoch)
         return PyErr_NoMemory();
-    size_t done = 0;
+    fo_report rep = {0, -1, FO_OK, NAN};
     fo_rng state;
     memcpy(state.s, PyArray_DATA(rng), sizeof state.s);
-    Py_BEGIN_ALLOW_THREADS
-    if (tn == NPY_FLOAT32)
-        done = fo_train_epochs_f32(PyArray_DATA(na.params), PyArray_DATA(g), (float **)slot, kind,
-                                   &h, lrp, PyArray_SIZE(lr), PyArray_DATA(x), PyArray_DATA(y), n,
-                                   batch, net, PyArray_DATA(perm), &state, shuffle,
-                                   PyArray_DATA(work), epochs, per_epoch);
-    else
-        done = fo_train_epochs_f64(PyArray_DATA(na.params), PyArray_DATA(g), (double **)slot, kind,
-                                   &h, lrp, PyArray_SIZE(lr), PyArray_DATA(x), PyArray_DATA(y), n,
-                                   batch, net, PyArray_DATA(perm), &state, shuffle,
-                                   PyArray_DATA(work), epochs, per_epoch);
-    Py_END_ALLOW_THREADS
+    int stopped = 0;
+    if (n > 0) {
+        fo_data d = {PyArray_DATA(x), PyArray_DATA(y), NULL, (size_t)n, rows, (size_t)steps, shuffle,
+                     PyArray_DATA(perm), &state, 0};
+        double start = NAN;
+        py_ctl p;
+        release_gil(&p, 3.0 * (double)(steps * epochs) * (double)rows * (double)net->n_params);
+        if (tn == NPY_FLOAT32)
+            rep = fo_net_train_f32(PyArray_DATA(na.params), PyArray_DATA(g), &o, &d, net,
+                                   (size_t)(steps * epochs), PyArray_DATA(work), per_epoch, &start, &p.ctl);
+        else
+            rep = fo_net_train_f64(PyArray_DATA(na.params), PyArray_DATA(g), &o, &d, net,
+                                   (size_t)(steps * epochs), PyArray_DATA(work), per_epoch, &start, &p.ctl);
+        stopped = take_gil(&p);
+    }
     memcpy(PyArray_DATA(rng), state.s, sizeof state.s);
     fo_stats total = {0, 0, 0, 0};
     for (Py_ssize_t e = 0; e < epochs; e++) {
@@ -344,9 +1682,10 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
             row[3] = st->penalty;
         }
     }
-    if (per_epoch != &one)
-        PyMem_Free(per_epoch);
-    return Py_BuildValue("ndddd", (Py_ssize_t)done, total.loss, total.sse, total.sae, total.penalty);
+    PyMem_Free(per_epoch);
+    if (stopped < 0)
+        return NULL;
+    return Py_BuildValue("ndddd", (Py_ssize_t)rep.done, total.loss, total.sse, total.sae, total.penalty);
 }
 
 static PyObject *py_rng_seed(PyObject *self, PyObject *args)
@@ -371,7 +1710,7 @@ static PyObject *py_shuffle(PyObject *self, PyObject *args)
         return NULL;
     PyArrayObject *p = exact_array(po, "perm", NPY_INT64, 1, -1);
     PyArrayObject *s = p ? exact_array(so, "rng_state", NPY_UINT64, 1, 4) : NULL;
-    if (!s)
+    if (!s || rng_nonzero(s) < 0)
         return NULL;
     fo_rng r;
     memcpy(r.s, PyArray_DATA(s), sizeof r.s);

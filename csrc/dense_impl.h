@@ -18,6 +18,34 @@ FO_CLONES
 void FO_FN(fo_gemm_naive)(int ta, int tb, size_t M, size_t N, size_t K, T alpha,
                           const T *restrict A, const T *restrict B, T beta, T *restrict C)
 {
+    if (N == 1) {
+        /* one output column (a layer of one unit, or of one input): C (M) = alpha
+         * op(A) b + beta C, b = B's K elements, stored (K,1) or (1,K) alike */
+        if (ta && M > 1) {
+            for (size_t i = 0; i < M; i++)
+                C[i] = beta == 0 ? 0 : beta == 1 ? C[i] : beta * C[i];
+            for (size_t k = 0; k < K; k++) {
+                const T b = alpha * B[k];
+                const T *restrict a = A + k * M;
+                for (size_t i = 0; i < M; i++)
+                    C[i] += a[i] * b;
+            }
+            return;
+        }
+        if (K == 1) { /* an outer product: one input */
+            const T b = B[0];
+            for (size_t i = 0; i < M; i++) {
+                const T s = alpha * (A[i] * b);
+                C[i] = beta == 0 ? s : beta == 1 ? C[i] + s : beta * C[i] + s;
+            }
+            return;
+        }
+        for (size_t i = 0; i < M; i++) { /* A's row i (or, M == 1, A itself) dotted with b */
+            const T s = alpha * FO_FN(fo_dot8)(A + i * K, B, K);
+            C[i] = beta == 0 ? s : beta == 1 ? C[i] + s : beta * C[i] + s;
+        }
+        return;
+    }
     for (size_t i = 0; i < M; i++) {
         T *restrict c = C + i * N;
         if (beta == 0)
@@ -49,18 +77,65 @@ void FO_FN(fo_gemm_naive)(int ta, int tb, size_t M, size_t N, size_t K, T alpha,
     }
 }
 
+#ifdef FO_BLAS_GEMM
+/* one block of a product split by fo_gemm_partition: C's columns (or rows)
+ * [lo, hi), one single-threaded BLAS call */
+typedef struct {
+    int ta, tb, along_n;
+    size_t M, N, K, nb;
+    T alpha, beta;
+    const T *A, *B;
+    T *C;
+} FO_FN(fo_gemm_job);
+
+static void FO_FN(fo_gemm_block)(void *ctx, size_t b)
+{
+    const FO_FN(fo_gemm_job) *j = ctx;
+    const size_t extent = j->along_n ? j->N : j->M;
+    const size_t lo = b * extent / j->nb, hi = (b + 1) * extent / j->nb;
+    const T *A = j->A, *B = j->B;
+    T *C = j->C;
+    size_t M = j->M, N = j->N;
+    if (j->along_n) { /* columns lo..hi of op(B) and C */
+        B += j->tb ? lo * j->K : lo;
+        C += lo;
+        N = hi - lo;
+    } else { /* rows lo..hi of op(A) and C */
+        A += j->ta ? lo : lo * j->K;
+        C += lo * j->N;
+        M = hi - lo;
+    }
+    FO_BLAS_GEMM(CblasRowMajor, j->ta ? CblasTrans : CblasNoTrans, j->tb ? CblasTrans : CblasNoTrans,
+                 (blasint)M, (blasint)N, (blasint)j->K, j->alpha, A, (blasint)(j->ta ? j->M : j->K),
+                 B, (blasint)(j->tb ? j->K : j->N), j->beta, C, (blasint)j->N);
+}
+#endif
+
 void FO_FN(fo_gemm)(int ta, int tb, size_t M, size_t N, size_t K, T alpha, const T *A,
                     const T *B, T beta, T *C)
 {
     if (M == 0 || N == 0)
         return;
 #ifdef FO_BLAS_GEMM
-    /* blasint is 32-bit: larger products stay on the C loop */
-    if (M * N * K >= fo_blas_threshold && M < INT32_MAX && N < INT32_MAX && K < INT32_MAX &&
+    /* blasint is 32-bit: larger products stay on the C loop.  A product with one
+     * output column stays there up to 4096 multiply-adds: OpenBLAS' small-matrix
+     * kernel has a fixed cost of a few hundred ns on those shapes */
+    const size_t threshold = N == 1 && fo_blas_threshold < 4096 ? 4096 : fo_blas_threshold;
+    if (M * N * K >= threshold && M < INT32_MAX && N < INT32_MAX && K < INT32_MAX &&
         K > 0) {
-        FO_BLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
-                     (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)(ta ? M : K), B,
-                     (blasint)(tb ? K : N), beta, C, (blasint)N);
+        if (M * N * K < FO_BLAS_DIRECT) { /* OpenBLAS runs these on one thread */
+            FO_BLAS_GEMM(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans,
+                         (blasint)M, (blasint)N, (blasint)K, alpha, A, (blasint)(ta ? M : K), B,
+                         (blasint)(tb ? K : N), beta, C, (blasint)N);
+            return;
+        }
+        /* larger ones might be threaded, and OpenBLAS' bits depend on its thread
+         * count: blocks fixed by the shape, each on one BLAS thread (parallel.c) */
+        FO_FN(fo_gemm_job) job = {ta, tb, 0, M, N, K, 0, alpha, beta, A, B, C};
+        job.nb = fo_gemm_partition(M, N, K, &job.along_n);
+        const int workers = fo_blas_one_thread_begin();
+        fo_parallel_for(job.nb, FO_FN(fo_gemm_block), &job, workers);
+        fo_blas_one_thread_end();
         return;
     }
 #endif
@@ -276,7 +351,10 @@ void FO_FN(fo_dense_forward_ex)(T *out, T *z, const T *x, const T *kernel, const
                                 size_t B, size_t IN, size_t OUT, int act, double param)
 {
     T *pre = z ? z : out;
-    if (bias)
+    if (bias && OUT == 1)
+        for (size_t b = 0; b < B; b++)
+            pre[b] = bias[0];
+    else if (bias)
         for (size_t b = 0; b < B; b++)
             memcpy(pre + b * OUT, bias, OUT * sizeof(T));
     FO_FN(fo_gemm)(0, 0, B, OUT, IN, 1, x, kernel, bias ? 1 : 0, pre);
@@ -301,7 +379,9 @@ void FO_FN(fo_dense_backward_ex)(T *dx, T *dkernel, T *dbias, T *dout, const T *
     FO_FN(fo_act_backward)(dout, dout, z, out, B, OUT, act, param);
     /* dkernel (IN,OUT) = x^T (IN,B) @ dz (B,OUT) */
     FO_FN(fo_gemm)(1, 0, IN, OUT, B, 1, x, dout, 0, dkernel);
-    if (dbias) {
+    if (dbias && OUT == 1) {
+        dbias[0] = FO_FN(fo_sum8)(dout, B);
+    } else if (dbias) {
         T *restrict db = dbias;
         for (size_t j = 0; j < OUT; j++)
             db[j] = 0;

@@ -189,6 +189,23 @@ int fo_act_param_ok(int act, double param);
 
 /* products with at least this many multiply-adds (M*N*K) go to BLAS */
 extern size_t fo_blas_threshold;
+/* BLAS products of at least this many go through parallel.c: OpenBLAS on one
+ * thread, the work split along blocks fixed by the shape (smaller ones it never
+ * threads), so that no result depends on the BLAS thread count */
+#define FO_BLAS_DIRECT ((size_t)8192)
+
+/* parallel.c: fn(ctx, i) for i in [0, n), on up to `workers` threads (the caller's
+ * included); in order on one thread when the pool is busy or workers <= 1 */
+typedef void (*fo_task_fn)(void *ctx, size_t i);
+void fo_parallel_for(size_t n, fo_task_fn fn, void *ctx, int workers);
+/* OpenBLAS on one thread until the matching end (nested calls count); returns
+ * the threads it was allowed before (threadpoolctl, OPENBLAS_NUM_THREADS) */
+int fo_blas_one_thread_begin(void);
+void fo_blas_one_thread_end(void);
+/* the blocks of a product C (M,N) = op(A) (M,K) op(B) (K,N): along N when N >= M,
+ * else along M, at least 256 columns (rows) and 2^20 multiply-adds each, at most
+ * 8; a function of the shape alone.  *along_n tells which way. */
+size_t fo_gemm_partition(size_t M, size_t N, size_t K, int *along_n);
 
 #define FO_DECLARE_DENSE(T, S)                                                              \
     /* C (M,N) = alpha * op(A) @ op(B) + beta * C, row-major, op = transpose if ta/tb */    \
@@ -214,65 +231,131 @@ FO_DECLARE_DENSE(float, f32)
 FO_DECLARE_DENSE(double, f64)
 
 /* ------------------------------------------------------------------ */
-/* the training loop                                                   */
+/* the network: layout, loss, forward, gradients, the training loop    */
 /* ------------------------------------------------------------------ */
 
 #define FO_MAX_LAYERS 64
 
 /* A stack of dense layers over one flat parameter buffer laid out in Keras'
- * get_weights() order: kernel0 (IN0,OUT0), bias0 (OUT0), kernel1, ... */
+ * get_weights() order: kernel0 (IN0,OUT0), bias0 (OUT0), kernel1, ...
+ * The caller fills the spec (n_layers .. loss); fo_net_layout fills the rest,
+ * the one place that computes where each kernel and bias lives. */
 typedef struct {
     size_t n_layers;
     size_t units[FO_MAX_LAYERS + 1]; /* units[0]: input features; units[l+1]: layer l */
     int act[FO_MAX_LAYERS];
     int use_bias[FO_MAX_LAYERS];
     double l1[FO_MAX_LAYERS], l2[FO_MAX_LAYERS]; /* kernel regularizers (Keras' meaning) */
+    int loss; /* FO_LOSS_* (below): the batch loss dispatches on it; the loop runs MSE so far */
+    /* the layout (fo_net_layout) */
+    size_t kernel_off[FO_MAX_LAYERS]; /* kernel l: (units[l], units[l+1]) at kernel_off[l] */
+    size_t bias_off[FO_MAX_LAYERS];   /* bias l: (units[l+1]) at bias_off[l], if use_bias[l] */
+    size_t n_params;
+    size_t widest;     /* the most units of any layer */
+    size_t row_width;  /* workspace elements per row of a chunk */
+    size_t chunk_rows; /* a batch is run through the layers in chunks of this many rows */
 } fo_net;
 
-size_t fo_net_n_params(const fo_net *net);
-/* offset of layer l's kernel and bias in the flat buffer */
-size_t fo_net_kernel_offset(const fo_net *net, size_t l);
-size_t fo_net_bias_offset(const fo_net *net, size_t l);
-/* elements of workspace that fo_net_* need for a batch of B rows */
+/* fill the layout from units and use_bias; -1 if a size would overflow */
+int fo_net_layout(fo_net *net);
+/* elements of workspace that the fo_net_* kernels need for batches of up to B rows */
 size_t fo_net_workspace(const fo_net *net, size_t B);
 
-/* sums over the samples seen: squared and absolute error of the outputs */
+/* sums over the samples seen */
 typedef struct {
-    double sse, sae;
-    double penalty; /* the regularization penalty (added once per batch in the loss) */
-    double loss;    /* sum over batches of batch_loss * batch_rows */
+    double sse, sae; /* squared and absolute error of every output (unweighted) */
+    double penalty;  /* the regularization penalty, times the rows of each batch */
+    double loss;     /* sum over batches of batch_loss * batch_rows */
 } fo_stats;
 
-/* xoshiro256** state, seeded by splitmix64 from one 64-bit seed */
+/* adds a batch of B rows to st (errors: its error sums; loss: what its rows
+ * gave; penalty: the regularization) and returns its loss, loss + penalty */
+double fo_add_stats(fo_stats *st, const fo_stats *errors, double loss, double penalty, size_t B);
+
+/* Long work stops at a chunk or step boundary when poll says so: the kernels
+ * add the multiply-adds they did to `spent` and call poll(ctl) each time it
+ * passes `budget`.  poll returns nonzero to stop (it sets ctl->stop). */
+typedef struct fo_ctl {
+    int (*poll)(struct fo_ctl *ctl);
+    double budget, spent;
+    int stop;
+} fo_ctl;
+
+FO_INLINE int fo_ctl_tick(fo_ctl *ctl, double work)
+{
+    if (ctl == NULL)
+        return 0;
+    ctl->spent += work;
+    if (ctl->spent >= ctl->budget) {
+        ctl->spent = 0;
+        if (ctl->poll(ctl))
+            ctl->stop = 1;
+    }
+    return ctl->stop;
+}
+
+/* xoshiro256** state, seeded by splitmix64 from one 64-bit seed; never all zero */
 typedef struct { uint64_t s[4]; } fo_rng;
 void fo_rng_seed(fo_rng *rng, uint64_t seed);
 uint64_t fo_rng_next(fo_rng *rng);
 /* Fisher-Yates shuffle of perm[0..n) */
 void fo_shuffle(int64_t *perm, size_t n, fo_rng *rng);
 
+/* the optimizer a training step updates the parameters with */
+typedef struct {
+    int kind;
+    fo_optim_hyper h;         /* h.iteration: the steps taken; +1 per step applied */
+    void *slot[FO_MAX_SLOTS]; /* flat state, n_params each (NULL where unused) */
+    int64_t *step;            /* the caller's step counter, set to h.iteration per step, or NULL */
+    const double *lr;         /* the learning rate of each step of a call, or one for all */
+    size_t n_lr;
+} fo_opt;
+
+/* a data set walked in mini-batches, epoch after epoch */
+typedef struct {
+    const void *x, *y; /* (n, units[0]), (n, units[L]) */
+    const void *sw;    /* (n) per-sample loss weights, or NULL */
+    size_t n, batch;   /* 1 <= batch <= n */
+    size_t steps;      /* batches per epoch: ceil(n / batch), or fewer */
+    int shuffle;       /* reshuffle perm at the start of each epoch */
+    int64_t *perm;     /* (n) the epoch's order, when shuffle */
+    fo_rng *rng;
+    size_t pos;        /* the batch of the epoch the next step trains on (0: a new epoch) */
+} fo_data;
+
+/* what a run of training steps reports */
+enum { FO_OK = 0, FO_NONFINITE_LOSS = 1, FO_LOSS_BLOWUP = 2, FO_NONFINITE_PARAMS = 3 };
+typedef struct {
+    size_t done;      /* steps applied */
+    int64_t bad_step; /* the first step of the call that diverged (see bad), or -1 */
+    int bad;          /* FO_*: non-finite loss, loss above loss_start * 1e6, non-finite parameters
+                       * (as the optimizer step finds them) */
+    double loss;      /* the batch loss of the last step applied (NaN if none) */
+} fo_report;
+
 #define FO_DECLARE_TRAIN(T, S)                                                              \
-    /* out (B, units[L]) = forward of x (B, units[0]); work: fo_net_workspace(net, B) */     \
-    void fo_net_forward_##S(T *out, const T *x, const T *params, const fo_net *net,        \
-                            size_t B, T *work);                                             \
-    /* grads (n_params) = d loss / d params for one batch, loss = mean squared error        \
-     * + penalties; returns the loss; work: fo_net_workspace(net, B) */                     \
-    double fo_net_gradients_##S(T *grads, const T *x, const T *y, const T *params,         \
-                                const fo_net *net, size_t B, T *work, fo_stats *st);        \
-    /* one epoch: optional shuffle, then for every batch gradients and an update.           \
-     * lr has n_lr entries: one per step (schedule), or 1 (constant).  slots are the        \
-     * optimizer's flat state buffers.  Returns the number of steps taken. */              \
-    size_t fo_train_epoch_##S(T *params, T *grads, T *slot[FO_MAX_SLOTS], int kind,        \
-                              fo_optim_hyper *h, const double *lr, size_t n_lr,             \
-                              const T *X, const T *Y, size_t n, size_t batch,               \
-                              const fo_net *net, int64_t *perm, fo_rng *rng, int shuffle,   \
-                              T *work, fo_stats *st);                                       \
-    /* `epochs` epochs in a row; lr has 1 entry or one per step of every epoch;              \
-     * per_epoch[e] receives epoch e's sums.  Returns the number of steps taken. */         \
-    size_t fo_train_epochs_##S(T *params, T *grads, T *slot[FO_MAX_SLOTS], int kind,       \
-                               fo_optim_hyper *h, const double *lr, size_t n_lr,            \
-                               const T *X, const T *Y, size_t n, size_t batch,              \
-                               const fo_net *net, int64_t *perm, fo_rng *rng, int shuffle,  \
-                               T *work, size_t epochs, fo_stats *per_epoch);
+    /* out (B, units[L]) = the network applied to x (B, units[0]).  Returns -1 if          \
+     * ctl stopped it (out is then partly written), else 0. */                              \
+    int fo_net_forward_##S(T *out, const T *x, const T *params, const fo_net *net,         \
+                           size_t B, T *work, fo_ctl *ctl);                                 \
+    /* grads (n_params) = d(batch loss)/d(params) of the batch x, y (sw: per-sample         \
+     * weights or NULL), batch loss = sum_i sw_i loss_i / B + penalties; st gets its sums.  \
+     * Returns the batch loss, or NaN if ctl stopped it (grads, st then unspecified). */    \
+    double fo_net_gradients_##S(T *grads, const T *x, const T *y, const T *sw,             \
+                                const T *params, const fo_net *net, size_t B, T *work,      \
+                                fo_stats *st, fo_ctl *ctl);                                 \
+    /* the batch loss and sums of x, y without gradients; NaN if ctl stopped it */          \
+    double fo_net_evaluate_##S(const T *x, const T *y, const T *sw, const T *params,       \
+                               const fo_net *net, size_t B, T *work, fo_stats *st,          \
+                               fo_ctl *ctl);                                                \
+    /* n_steps steps of mini-batch training from data->pos on: each computes a batch's      \
+     * gradients and applies one optimizer step.  per_epoch[e] gets the sums of the e-th    \
+     * epoch the call touches (row 0: the epoch at data->pos).  *loss_start is the loss of  \
+     * the first step of a run (NaN: this call's first step sets it).  A stop by ctl        \
+     * comes at a step boundary: every step is applied and counted whole, or not at all. */ \
+    fo_report fo_net_train_##S(T *params, T *grads, fo_opt *opt, fo_data *data,            \
+                               const fo_net *net, size_t n_steps, T *work,                  \
+                               fo_stats *per_epoch, double *loss_start, fo_ctl *ctl);
 FO_DECLARE_TRAIN(float, f32)
 FO_DECLARE_TRAIN(double, f64)
 

@@ -51,6 +51,10 @@ PyMODINIT_FUNC PyInit__core(void)
     PyObject *m = PyModule_Create(&moduledef);
     if (!m)
         return NULL;
+    if (fo_net_add_types(m) < 0) {
+        Py_DECREF(m);
+        return NULL;
+    }
 #ifdef FO_HAVE_BLAS
     PyModule_AddIntConstant(m, "HAVE_BLAS", 1);
 #else

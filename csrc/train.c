@@ -1,42 +1,66 @@
-/* train.c - the fused training loop: shuffle, forward, MSE backprop and the
- * optimizer update for every mini-batch of an epoch, in one C call. */
+/* train.c - the network's layout and the fused training loop: shuffle,
+ * forward, loss, backprop and the optimizer update of every mini-batch, in
+ * one C call (train_impl.h, per dtype). */
 #include <math.h>
 #include <string.h>
 
 #include "fastopt.h"
 
-size_t fo_net_kernel_offset(const fo_net *net, size_t l)
+/* The layout of the flat buffer (Keras' get_weights() order), the workspace
+ * per row and the chunk size: computed here and nowhere else. */
+int fo_net_layout(fo_net *net)
 {
-    size_t off = 0;
-    for (size_t i = 0; i < l; i++)
-        off += net->units[i] * net->units[i + 1] + (net->use_bias[i] ? net->units[i + 1] : 0);
-    return off;
+    const size_t L = net->n_layers;
+    if (L < 1 || L > FO_MAX_LAYERS)
+        return -1;
+    size_t off = 0, widest = 0, outputs = 0, k;
+    for (size_t l = 0; l < L; l++) {
+        const size_t out = net->units[l + 1];
+        if (__builtin_mul_overflow(net->units[l], out, &k))
+            return -1;
+        net->kernel_off[l] = off;
+        if (__builtin_add_overflow(off, k, &off))
+            return -1;
+        net->bias_off[l] = off;
+        if (net->use_bias[l] && __builtin_add_overflow(off, out, &off))
+            return -1;
+        if (__builtin_add_overflow(outputs, out, &outputs))
+            return -1;
+        widest = out > widest ? out : widest;
+    }
+    net->n_params = off;
+    net->widest = widest;
+    /* a row of a chunk: every layer's output, two gradient rows of the widest
+     * layer, the gathered x and y rows and the sample weight */
+    size_t row = outputs, t;
+    if (__builtin_mul_overflow(widest, (size_t)2, &t) || __builtin_add_overflow(row, t, &row) ||
+        __builtin_add_overflow(row, net->units[0], &row) ||
+        __builtin_add_overflow(row, net->units[L], &row) || __builtin_add_overflow(row, (size_t)1, &row))
+        return -1;
+    net->row_width = row;
+    /* about 2^24 multiply-adds of forward work per chunk, 256 to 65536 rows:
+     * small enough to hear an interrupt within a batch, large enough for BLAS */
+    size_t per_row = off + outputs, chunk = ((size_t)1 << 24) / (per_row ? per_row : 1);
+    net->chunk_rows = chunk < 256 ? 256 : chunk > 65536 ? 65536 : chunk;
+    return 0;
 }
 
-size_t fo_net_bias_offset(const fo_net *net, size_t l)
+/* a batch of B rows into st: its error sums (errors), and its loss, the part
+ * the rows gave plus the penalty (both times B); returns that batch loss */
+double fo_add_stats(fo_stats *st, const fo_stats *errors, double loss, double penalty, size_t B)
 {
-    return fo_net_kernel_offset(net, l) + net->units[l] * net->units[l + 1];
-}
-
-size_t fo_net_n_params(const fo_net *net)
-{
-    return fo_net_kernel_offset(net, net->n_layers);
-}
-
-static size_t fo_net_widest(const fo_net *net)
-{
-    size_t widest = 0;
-    for (size_t l = 1; l <= net->n_layers; l++)
-        widest = net->units[l] > widest ? net->units[l] : widest;
-    return widest;
+    loss += penalty;
+    st->sse += errors->sse;
+    st->sae += errors->sae;
+    st->penalty += penalty * (double)B;
+    st->loss += loss * (double)B;
+    return loss;
 }
 
 size_t fo_net_workspace(const fo_net *net, size_t B)
 {
-    size_t total = 2 * fo_net_widest(net) + net->units[0] + net->units[net->n_layers];
-    for (size_t l = 1; l <= net->n_layers; l++)
-        total += net->units[l];
-    return total * B;
+    const size_t R = B < net->chunk_rows ? B : net->chunk_rows;
+    return R * net->row_width + (B > R ? net->n_params : 0);
 }
 
 /* splitmix64 seeds xoshiro256** (Blackman and Vigna) */

@@ -1,61 +1,150 @@
 /*
- * train_impl.h - forward, backprop and the training epoch of a dense stack
- * over one flat parameter buffer, expanded per dtype by train.c.
+ * train_impl.h - forward, loss, backprop and the training loop of a dense
+ * stack over one flat parameter buffer, expanded per dtype by train.c.
  *
- * Workspace (elements, for B rows): the output of every layer, two gradient
- * buffers of the widest layer, and the gathered batch x and y.
+ * A batch goes through the layers in chunks of at most net->chunk_rows rows
+ * (a fixed function of the network, so results never depend on timing); the
+ * gradients of later chunks are summed into those of the first.  Workspace for
+ * a chunk of R rows (fo_net_workspace): every layer's output, two gradient
+ * buffers of the widest layer and the chunk's gathered x, y and weights; plus
+ * one gradient buffer when a batch has more than one chunk.
  */
 #define FO_CAT_(a, b) a##_##b
 #define FO_CAT(a, b) FO_CAT_(a, b)
 #define FO_FN(name) FO_CAT(name, S)
 
 typedef struct {
-    T *act[FO_MAX_LAYERS]; /* act[l]: (B, units[l+1]) */
-    T *delta0, *delta1;    /* (B, max units) each */
-    T *xb, *yb;            /* (B, units[0]), (B, units[L]) */
+    T *act[FO_MAX_LAYERS]; /* act[l]: (R, units[l+1]) */
+    T *delta0, *delta1;    /* (R, widest) each */
+    T *xb, *yb, *wb;       /* a chunk's gathered rows: (R, units[0]), (R, units[L]), (R) */
+    T *acc;                /* (n_params): a later chunk's gradients, or NULL (one chunk) */
+    size_t rows;           /* R */
 } FO_FN(fo_work);
 
 static FO_FN(fo_work) FO_FN(fo_work_split)(const fo_net *net, size_t B, T *work)
 {
     FO_FN(fo_work) w;
-    size_t L = net->n_layers, widest = fo_net_widest(net);
+    const size_t L = net->n_layers, R = B < net->chunk_rows ? B : net->chunk_rows;
+    w.rows = R;
     for (size_t l = 0; l < L; l++) {
         w.act[l] = work;
-        work += B * net->units[l + 1];
+        work += R * net->units[l + 1];
     }
     w.delta0 = work;
-    work += B * widest;
+    work += R * net->widest;
     w.delta1 = work;
-    work += B * widest;
+    work += R * net->widest;
     w.xb = work;
-    work += B * net->units[0];
+    work += R * net->units[0];
     w.yb = work;
+    work += R * net->units[L];
+    w.wb = work;
+    work += R;
+    w.acc = B > R ? work : NULL;
     return w;
 }
 
+/* rows of the data a chunk reads: in place, or gathered into the workspace */
+typedef struct {
+    const T *x, *y, *sw;
+} FO_FN(fo_rows);
+
+/* rows r0 .. r0 + R of a batch: x, y, sw point at the batch's first row, or,
+ * with idx (the batch's row numbers), at the data set's first row */
+static FO_FN(fo_rows) FO_FN(fo_chunk)(const fo_net *net, const T *x, const T *y, const T *sw,
+                                      const int64_t *idx, size_t r0, size_t R, FO_FN(fo_work) *w)
+{
+    const size_t IN = net->units[0], OUT = net->units[net->n_layers];
+    FO_FN(fo_rows) c;
+    if (idx == NULL) {
+        c.x = x + r0 * IN;
+        c.y = y ? y + r0 * OUT : NULL;
+        c.sw = sw ? sw + r0 : NULL;
+        return c;
+    }
+    for (size_t i = 0; i < R; i++) {
+        const size_t r = (size_t)idx[r0 + i];
+        memcpy(w->xb + i * IN, x + r * IN, IN * sizeof(T));
+        memcpy(w->yb + i * OUT, y + r * OUT, OUT * sizeof(T));
+        if (sw)
+            w->wb[i] = sw[r];
+    }
+    c.x = w->xb;
+    c.y = w->yb;
+    c.sw = sw ? w->wb : NULL;
+    return c;
+}
+
 /* forward through every layer, keeping each layer's output in w->act */
-static void FO_FN(fo_forward_keep)(const T *x, const T *params, const fo_net *net, size_t B,
+static void FO_FN(fo_forward_keep)(const T *x, const T *params, const fo_net *net, size_t R,
                                    FO_FN(fo_work) *w)
 {
     const T *in = x;
     for (size_t l = 0; l < net->n_layers; l++) {
-        const T *bias = net->use_bias[l] ? params + fo_net_bias_offset(net, l) : NULL;
-        FO_FN(fo_dense_forward)(w->act[l], in, params + fo_net_kernel_offset(net, l), bias, B,
+        const T *bias = net->use_bias[l] ? params + net->bias_off[l] : NULL;
+        FO_FN(fo_dense_forward)(w->act[l], in, params + net->kernel_off[l], bias, R,
                                 net->units[l], net->units[l + 1], net->act[l]);
         in = w->act[l];
     }
 }
 
-void FO_FN(fo_net_forward)(T *out, const T *x, const T *params, const fo_net *net, size_t B,
-                           T *work)
+int FO_FN(fo_net_forward)(T *out, const T *x, const T *params, const fo_net *net, size_t B,
+                          T *work, fo_ctl *ctl)
 {
+    const size_t L = net->n_layers, IN = net->units[0], OUT = net->units[L];
     FO_FN(fo_work) w = FO_FN(fo_work_split)(net, B, work);
-    FO_FN(fo_forward_keep)(x, params, net, B, &w);
-    memcpy(out, w.act[net->n_layers - 1], B * net->units[net->n_layers] * sizeof(T));
+    for (size_t r0 = 0; r0 < B; r0 += w.rows) {
+        const size_t R = B - r0 < w.rows ? B - r0 : w.rows;
+        if (r0 > 0 && fo_ctl_tick(ctl, (double)w.rows * (double)net->n_params))
+            return -1;
+        w.act[L - 1] = out + r0 * OUT; /* the last layer writes straight into out */
+        FO_FN(fo_forward_keep)(x + r0 * IN, params, net, R, &w);
+    }
+    return 0;
 }
 
-/* Keras' kernel regularizers: penalty l1 * sum|k| + l2 * sum k^2, gradient
- * l1 * sign(k) + 2 * l2 * k added to dkernel.  Returns the penalty. */
+/* Keras' mean_squared_error, loss_i = mean_j (pred_ij - y_ij)^2, with
+ * d(batch loss)/d(pred_ij) = 2 sw_i (pred_ij - y_ij) / (B OUT) */
+static double FO_FN(fo_loss_mse)(T *dpred, const T *pred, const T *y, const T *sw, size_t R,
+                                 size_t OUT, size_t B, fo_stats *st)
+{
+    const double count = (double)B * (double)OUT, scale = 2.0 / count;
+    double sse = 0, sae = 0, weighted = 0;
+    if (sw == NULL) {
+        FO_FN(fo_mse)(dpred, pred, y, R * OUT, scale, &sse, &sae);
+        weighted = sse;
+    } else {
+        for (size_t i = 0; i < R; i++) {
+            double s, a;
+            FO_FN(fo_mse)(dpred ? dpred + i * OUT : NULL, pred + i * OUT, y + i * OUT, OUT,
+                          scale * (double)sw[i], &s, &a);
+            sse += s;
+            sae += a;
+            weighted += (double)sw[i] * s;
+        }
+    }
+    st->sse += sse;
+    st->sae += sae;
+    return weighted / count;
+}
+
+/* The loss of R rows of a batch of B rows (pred, y: (R, OUT); sw: (R) or NULL):
+ * returns their part of the batch loss, sum_i sw_i loss_i / B (Keras'
+ * "sum_over_batch_size" reduction), adds the unweighted error sums to st and,
+ * if dpred, writes d(batch loss)/d(pred).  The one place the loss is computed,
+ * in training and evaluation alike; net->loss picks the function. */
+static double FO_FN(fo_batch_loss)(int loss, T *dpred, const T *pred, const T *y, const T *sw, size_t R,
+                             size_t OUT, size_t B, fo_stats *st)
+{
+    switch (loss) {
+    case FO_LOSS_MSE:
+    default:
+        return FO_FN(fo_loss_mse)(dpred, pred, y, sw, R, OUT, B, st);
+    }
+}
+
+/* Keras' kernel regularizers: penalty l1 * sum|k| + l2 * sum k^2 and, if
+ * grads, gradient l1 * sign(k) + 2 * l2 * k added to dkernel.  Returns the penalty. */
 static double FO_FN(fo_regularize)(T *grads, const T *params, const fo_net *net)
 {
     double penalty = 0;
@@ -63,15 +152,17 @@ static double FO_FN(fo_regularize)(T *grads, const T *params, const fo_net *net)
         const double l1 = net->l1[l], l2 = net->l2[l];
         if (l1 == 0 && l2 == 0)
             continue;
-        const size_t off = fo_net_kernel_offset(net, l);
+        const size_t off = net->kernel_off[l];
         const size_t n = net->units[l] * net->units[l + 1];
         const T *restrict k = params + off;
-        T *restrict g = grads + off;
+        T *restrict g = grads ? grads + off : NULL;
         const T c1 = (T)l1, c2 = (T)(2 * l2);
         double s1 = 0, s2 = 0;
         for (size_t i = 0; i < n; i++) {
-            const T sgn = (T)((k[i] > 0) - (k[i] < 0));
-            g[i] += c1 * sgn + c2 * k[i];
+            if (g) {
+                const T sgn = (T)((k[i] > 0) - (k[i] < 0));
+                g[i] += c1 * sgn + c2 * k[i];
+            }
             s1 += fabs((double)k[i]);
             s2 += (double)k[i] * (double)k[i];
         }
@@ -80,118 +171,166 @@ static double FO_FN(fo_regularize)(T *grads, const T *params, const fo_net *net)
     return penalty;
 }
 
-/* loss and gradients of one batch already in place at x, y */
-static double FO_FN(fo_batch_gradients)(T *grads, const T *x, const T *y, const T *params,
-                                        const fo_net *net, size_t B, FO_FN(fo_work) *w,
-                                        fo_stats *st)
+/* Loss and gradients of the batch of B rows at x, y, sw (through idx, see
+ * fo_chunk).  Returns 0, or -1 if ctl stopped it between two chunks. */
+static int FO_FN(fo_batch_gradients)(double *loss_out, T *grads, const T *x, const T *y,
+                                     const T *sw, const int64_t *idx, const T *params,
+                                     const fo_net *net, size_t B, FO_FN(fo_work) *w,
+                                     fo_stats *st, fo_ctl *ctl)
 {
     const size_t L = net->n_layers, OUT = net->units[L];
-    double sse, sae;
-    FO_FN(fo_forward_keep)(x, params, net, B, w);
-    /* Keras' mean_squared_error: mean over all B * OUT outputs */
-    FO_FN(fo_mse)(w->delta0, w->act[L - 1], y, B * OUT, 2.0 / (double)(B * OUT), &sse, &sae);
-    T *d = w->delta0, *dnext = w->delta1;
-    for (size_t l = L; l-- > 0;) {
-        T *dbias = net->use_bias[l] ? grads + fo_net_bias_offset(net, l) : NULL;
-        FO_FN(fo_dense_backward)(l > 0 ? dnext : NULL, grads + fo_net_kernel_offset(net, l), dbias,
-                                 d, l > 0 ? w->act[l - 1] : x, params + fo_net_kernel_offset(net, l),
-                                 w->act[l], B, net->units[l], net->units[l + 1], net->act[l]);
-        T *tmp = d;
-        d = dnext;
-        dnext = tmp;
+    fo_stats local = {0, 0, 0, 0};
+    double loss = 0;
+    for (size_t r0 = 0; r0 < B; r0 += w->rows) {
+        const size_t R = B - r0 < w->rows ? B - r0 : w->rows;
+        if (r0 > 0 && fo_ctl_tick(ctl, 3.0 * (double)w->rows * (double)net->n_params))
+            return -1;
+        FO_FN(fo_rows) c = FO_FN(fo_chunk)(net, x, y, sw, idx, r0, R, w);
+        T *g = r0 == 0 ? grads : w->acc;
+        FO_FN(fo_forward_keep)(c.x, params, net, R, w);
+        loss += FO_FN(fo_batch_loss)(net->loss, w->delta0, w->act[L - 1], c.y, c.sw, R, OUT, B, &local);
+        T *d = w->delta0, *dnext = w->delta1;
+        for (size_t l = L; l-- > 0;) {
+            T *dbias = net->use_bias[l] ? g + net->bias_off[l] : NULL;
+            FO_FN(fo_dense_backward)(l > 0 ? dnext : NULL, g + net->kernel_off[l], dbias, d,
+                                     l > 0 ? w->act[l - 1] : c.x, params + net->kernel_off[l],
+                                     w->act[l], R, net->units[l], net->units[l + 1], net->act[l]);
+            T *tmp = d;
+            d = dnext;
+            dnext = tmp;
+        }
+        if (r0 > 0)
+            for (size_t i = 0; i < net->n_params; i++)
+                grads[i] += g[i];
     }
-    const double penalty = FO_FN(fo_regularize)(grads, params, net);
-    const double loss = sse / (double)(B * OUT) + penalty;
-    st->sse += sse;
-    st->sae += sae;
-    st->penalty += penalty * (double)B;
-    st->loss += loss * (double)B;
+    /* the last chunk's work counts toward the next poll (a stop it asks for
+     * is seen by the caller, at the step boundary) */
+    fo_ctl_tick(ctl, 3.0 * (double)(B % w->rows ? B % w->rows : w->rows) * (double)net->n_params);
+    *loss_out = fo_add_stats(st, &local, loss, FO_FN(fo_regularize)(grads, params, net), B);
+    return 0;
+}
+
+double FO_FN(fo_net_gradients)(T *grads, const T *x, const T *y, const T *sw, const T *params,
+                               const fo_net *net, size_t B, T *work, fo_stats *st, fo_ctl *ctl)
+{
+    FO_FN(fo_work) w = FO_FN(fo_work_split)(net, B, work);
+    double loss;
+    if (FO_FN(fo_batch_gradients)(&loss, grads, x, y, sw, NULL, params, net, B, &w, st, ctl) < 0)
+        return NAN;
     return loss;
 }
 
-double FO_FN(fo_net_gradients)(T *grads, const T *x, const T *y, const T *params,
-                               const fo_net *net, size_t B, T *work, fo_stats *st)
+double FO_FN(fo_net_evaluate)(const T *x, const T *y, const T *sw, const T *params,
+                              const fo_net *net, size_t B, T *work, fo_stats *st, fo_ctl *ctl)
 {
+    const size_t L = net->n_layers, OUT = net->units[L];
     FO_FN(fo_work) w = FO_FN(fo_work_split)(net, B, work);
-    return FO_FN(fo_batch_gradients)(grads, x, y, params, net, B, &w, st);
+    fo_stats local = {0, 0, 0, 0};
+    double loss = 0;
+    for (size_t r0 = 0; r0 < B; r0 += w.rows) {
+        const size_t R = B - r0 < w.rows ? B - r0 : w.rows;
+        if (r0 > 0 && fo_ctl_tick(ctl, (double)w.rows * (double)net->n_params))
+            return NAN;
+        FO_FN(fo_rows) c = FO_FN(fo_chunk)(net, x, y, sw, NULL, r0, R, &w);
+        FO_FN(fo_forward_keep)(c.x, params, net, R, &w);
+        loss += FO_FN(fo_batch_loss)(net->loss, NULL, w.act[L - 1], c.y, c.sw, R, OUT, B, &local);
+    }
+    return fo_add_stats(st, &local, loss, FO_FN(fo_regularize)(NULL, params, net), B);
 }
 
 /* the update buffers of elements [off, off + n) of the flat buffers */
-static void FO_FN(fo_view)(fo_optim_buffers *b, T *params, T *grads, T *slot[FO_MAX_SLOTS],
+static void FO_FN(fo_view)(fo_optim_buffers *b, T *params, T *grads, void *const slot[FO_MAX_SLOTS],
                            size_t off, size_t n)
 {
     b->dtype = FO_DTYPE;
     b->var = params + off;
     b->grad = grads + off;
     for (int k = 0; k < FO_MAX_SLOTS; k++)
-        b->slot[k] = slot[k] ? slot[k] + off : NULL;
+        b->slot[k] = slot[k] ? (T *)slot[k] + off : NULL;
     b->n = n;
 }
 
-size_t FO_FN(fo_train_epoch)(T *params, T *grads, T *slot[FO_MAX_SLOTS], int kind,
-                             fo_optim_hyper *h, const double *lr, size_t n_lr, const T *X,
-                             const T *Y, size_t n, size_t batch, const fo_net *net, int64_t *perm,
-                             fo_rng *rng, int shuffle, T *work, fo_stats *st)
+fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, const fo_net *net,
+                              size_t n_steps, T *work, fo_stats *per_epoch, double *loss_start,
+                              fo_ctl *ctl)
 {
     const size_t IN = net->units[0], OUT = net->units[net->n_layers];
-    FO_FN(fo_work) w = FO_FN(fo_work_split)(net, batch, work);
+    fo_report rep = {0, -1, FO_OK, NAN};
+    FO_FN(fo_work) w = FO_FN(fo_work_split)(net, data->batch, work);
 
     /* the variables of one update: the whole model at once, unless each
      * kernel and bias must have its own norm clipped (clipnorm) */
     fo_optim_buffers bufs[2 * FO_MAX_LAYERS];
     size_t nbufs = 0;
-    if (h->clipnorm > 0) {
+    if (opt->h.clipnorm > 0) {
         for (size_t l = 0; l < net->n_layers; l++) {
-            FO_FN(fo_view)(&bufs[nbufs++], params, grads, slot, fo_net_kernel_offset(net, l),
+            FO_FN(fo_view)(&bufs[nbufs++], params, grads, opt->slot, net->kernel_off[l],
                            net->units[l] * net->units[l + 1]);
             if (net->use_bias[l])
-                FO_FN(fo_view)(&bufs[nbufs++], params, grads, slot, fo_net_bias_offset(net, l),
+                FO_FN(fo_view)(&bufs[nbufs++], params, grads, opt->slot, net->bias_off[l],
                                net->units[l + 1]);
         }
     } else {
-        FO_FN(fo_view)(&bufs[nbufs++], params, grads, slot, 0, fo_net_n_params(net));
+        FO_FN(fo_view)(&bufs[nbufs++], params, grads, opt->slot, 0, net->n_params);
     }
 
-    if (shuffle) {
-        for (size_t i = 0; i < n; i++)
-            perm[i] = (int64_t)i;
-        fo_shuffle(perm, n, rng);
-    }
-    size_t steps = 0;
-    for (size_t start = 0; start < n; start += batch, steps++) {
-        const size_t B = n - start < batch ? n - start : batch;
-        const T *xb = X + start * IN, *yb = Y + start * OUT;
-        if (shuffle) {
-            for (size_t i = 0; i < B; i++) {
-                const size_t r = (size_t)perm[start + i];
-                memcpy(w.xb + i * IN, X + r * IN, IN * sizeof(T));
-                memcpy(w.yb + i * OUT, Y + r * OUT, OUT * sizeof(T));
-            }
-            xb = w.xb;
-            yb = w.yb;
+    const T *X = data->x, *Y = data->y, *SW = data->sw;
+    size_t e = 0;
+    for (size_t s = 0; s < n_steps; s++) {
+        fo_rng before; /* the generator before an epoch's shuffle, for a step not taken */
+        if (data->pos == 0 && data->shuffle) {
+            before = *data->rng;
+            for (size_t i = 0; i < data->n; i++)
+                data->perm[i] = (int64_t)i;
+            fo_shuffle(data->perm, data->n, data->rng);
         }
-        FO_FN(fo_batch_gradients)(grads, xb, yb, params, net, B, &w, st);
-        h->learning_rate = lr[n_lr == 1 ? 0 : steps];
-        fo_optim_update(kind, nbufs, bufs, h);
-        h->iteration++;
+        const size_t start = data->pos * data->batch;
+        const size_t B = data->n - start < data->batch ? data->n - start : data->batch;
+        fo_stats st = {0, 0, 0, 0};
+        double loss;
+        int stopped;
+        if (data->shuffle)
+            stopped = FO_FN(fo_batch_gradients)(&loss, grads, X, Y, SW, data->perm + start, params,
+                                                net, B, &w, &st, ctl);
+        else
+            stopped = FO_FN(fo_batch_gradients)(&loss, grads, X + start * IN, Y + start * OUT,
+                                                SW ? SW + start : NULL, NULL, params, net, B, &w,
+                                                &st, ctl);
+        if (stopped < 0) { /* in the middle of a batch: this step is not taken */
+            if (data->pos == 0 && data->shuffle)
+                *data->rng = before; /* nor its epoch's shuffle */
+            break;
+        }
+        if (isnan(*loss_start))
+            *loss_start = loss;
+        if (rep.bad == FO_OK && (!isfinite(loss) || (*loss_start > 0 && loss > 1e6 * *loss_start))) {
+            rep.bad = isfinite(loss) ? FO_LOSS_BLOWUP : FO_NONFINITE_LOSS;
+            rep.bad_step = (int64_t)s;
+        }
+        opt->h.learning_rate = opt->lr[opt->n_lr == 1 ? 0 : s];
+        const int finite = fo_optim_update(opt->kind, nbufs, bufs, &opt->h);
+        if (!finite && rep.bad == FO_OK) {
+            rep.bad = FO_NONFINITE_PARAMS;
+            rep.bad_step = (int64_t)s;
+        }
+        opt->h.iteration++;
+        if (opt->step)
+            *opt->step = opt->h.iteration;
+        rep.done++;
+        rep.loss = loss;
+        fo_stats *pe = &per_epoch[e];
+        pe->sse += st.sse;
+        pe->sae += st.sae;
+        pe->penalty += st.penalty;
+        pe->loss += st.loss;
+        if (++data->pos == data->steps) {
+            data->pos = 0;
+            e++;
+        }
+        if (ctl && ctl->stop)
+            break;
     }
-    return steps;
-}
-
-size_t FO_FN(fo_train_epochs)(T *params, T *grads, T *slot[FO_MAX_SLOTS], int kind,
-                              fo_optim_hyper *h, const double *lr, size_t n_lr, const T *X,
-                              const T *Y, size_t n, size_t batch, const fo_net *net, int64_t *perm,
-                              fo_rng *rng, int shuffle, T *work, size_t epochs, fo_stats *per_epoch)
-{
-    const size_t steps = n == 0 ? 0 : (n + batch - 1) / batch;
-    size_t done = 0;
-    for (size_t e = 0; e < epochs; e++) {
-        const double *lr_e = n_lr == 1 ? lr : lr + e * steps;
-        per_epoch[e] = (fo_stats){0, 0, 0, 0};
-        done += FO_FN(fo_train_epoch)(params, grads, slot, kind, h, lr_e, n_lr == 1 ? 1 : steps, X,
-                                      Y, n, batch, net, perm, rng, shuffle, work, &per_epoch[e]);
-    }
-    return done;
+    return rep;
 }
 
 #undef FO_FN

@@ -969,11 +969,7 @@ def test_linear_model_names_a_bad_argument(args):
     expect_refusal(lambda: fo.linear_model(*args), ("x", "w", "b"))
 
 
-_ZERO_BUG = known_bug("issue 9: zero samples are accepted by evaluate (returns 0.0), while fit refuses them")
-
-
-@pytest.mark.parametrize("entry", ["mse_loss", "gradient", "gradient_descent", "_core.linear_gradient"] + [
-    pytest.param(e, marks=_ZERO_BUG) for e in ["evaluate"]])
+@pytest.mark.parametrize("entry", ["mse_loss", "gradient", "gradient_descent", "_core.linear_gradient", "evaluate"])
 def test_zero_samples_are_refused(entry):
     x, y, w = np.ones((0, 1)), np.ones(0), np.ones(1)
     calls = {
@@ -1036,10 +1032,8 @@ def _train_epoch_args(batch, rng_state, work):
             np.ones((5, 3)), np.ones((5, 1)), batch, spec, np.arange(5, dtype=np.int64), rng_state, True, work]
 
 
-@known_bug("issue 9: _core.train_epoch with a batch larger than the rows checks its workspace for "
-           "min(batch, n) rows but splits it for batch, and writes past it (AddressSanitizer: "
-           "train_impl.h memcpy); here the writes land in a canary after the workspace")
 def test_train_epoch_batch_larger_than_rows_stays_in_its_workspace():
+    """Regression (issue 9): the workspace was checked for min(batch, n) rows but split for batch."""
     spec = ((3, 4, 1), (_core.TANH, _core.LINEAR), (True, True), (0.0, 0.0), (0.0, 0.0))
     _, work_size = _core.net_sizes(spec, 5)
     big = np.full(work_size + 100_000, -7.0)  # the workspace, then a canary it must not touch
@@ -1052,9 +1046,8 @@ def test_train_epoch_batch_larger_than_rows_stays_in_its_workspace():
     assert (big[work_size:] == -7.0).all(), "train_epoch wrote past its workspace"
 
 
-@known_bug("issue 9: _core.train_epoch with an all-zero xoshiro256** state and shuffle=True spins "
-           "forever with the GIL released (Ctrl-C cannot stop it); it should be refused, naming rng_state")
 def test_train_epoch_zero_generator_state_is_refused():
+    """Regression (issue 9): an all-zero xoshiro256** state made a shuffled train_epoch spin forever."""
     code = textwrap.dedent("""
         import numpy as np, fastopt
         from fastopt import _core

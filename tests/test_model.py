@@ -444,10 +444,10 @@ def test_validation_values_equal_evaluate_at_epoch_end():
     assert Check.seen == 3
 
 
-def test_batch_size_none_is_full_batch():
+def test_batch_size_len_x_is_full_batch():
     x, y = data(30)
     results = []
-    for bs in (None, 30, 1000):
+    for bs in (len(x), 30, 1000):
         model = make_model()
         model.compile(fo.optimizers.SGD(0.1, momentum=0.5), "mse")
         h = model.fit(x, y, epochs=3, batch_size=bs, shuffle=False, verbose=0)
@@ -459,7 +459,7 @@ def test_batch_size_none_is_full_batch():
     w = make_model().get_weights()
     acts, bias, l1, l2 = twin_spec()
     ref.fit(w, acts, bias, l1, l2, ref.ReferenceOptimizer("sgd", learning_rate=0.1, momentum=0.5),
-            x, y, 3, None)
+            x, y, 3, len(x))
     assert_weights_close(results[0][1], w)
 
 
@@ -471,7 +471,7 @@ def test_full_batch_shuffle_only_reorders():
     for shuffle in (False, True):
         model = make_model(seed=3)
         model.compile(fo.optimizers.Adam(0.01), "mse")
-        model.fit(x, y, epochs=3, batch_size=None, shuffle=shuffle, verbose=0)
+        model.fit(x, y, epochs=3, batch_size=len(x), shuffle=shuffle, verbose=0)
         out.append(model.get_weights())
     assert_weights_close(out[0], out[1], atol=1e-13, rtol=1e-12)
 
@@ -818,7 +818,8 @@ def test_terminate_on_nan(capsys):
     x, y = data(40)
     model = make_model()
     model.compile(fo.optimizers.SGD(1e12), "mse")
-    h = model.fit(x, y, epochs=50, batch_size=8, callbacks=[fo.callbacks.TerminateOnNaN()], verbose=0)
+    with pytest.warns(fo.DivergenceWarning):
+        h = model.fit(x, y, epochs=50, batch_size=8, callbacks=[fo.callbacks.TerminateOnNaN()], verbose=0)
     assert len(h.epoch) < 50
     assert not math.isfinite(h.history["loss"][-1])
     assert all(math.isfinite(l) for l in h.history["loss"][:-1])

@@ -42,7 +42,8 @@ def test_each_score_is_the_direct_fits_validation_loss():
 
 def test_diverged_combinations_never_win():
     x, y = _data()
-    search = fo.model_selection.grid_search(_build, {"learning_rate": [0.01, 50.0]}, x, y, epochs=20)
+    with pytest.warns(fo.DivergenceWarning):
+        search = fo.model_selection.grid_search(_build, {"learning_rate": [0.01, 50.0]}, x, y, epochs=20)
     assert not math.isfinite(search.results[1]["score"])
     assert search.best_params == {"learning_rate": 0.01}
 

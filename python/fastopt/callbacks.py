@@ -254,7 +254,7 @@ class CallbackList(Callback):
     def _call_batch(self, name: str, batch: int, logs: Optional[dict]) -> None:
         logs = {} if logs is None else logs
         for cb in self.callbacks:
-            getattr(cb, name)(batch, logs=logs)
+            getattr(cb, name)(batch, logs)
 
     def on_batch_begin(self, batch, logs=None):
         self._call_batch("on_batch_begin", batch, logs)

@@ -6,7 +6,8 @@ units)`` and a layer computes ``activation(x @ kernel + bias)``; a network's
 weights are a list in Keras' ``get_weights()`` order, ``[kernel0, bias0,
 kernel1, bias1, ...]``, where a layer without bias simply has no bias entry.
 The loss is Keras' ``mean_squared_error`` (the mean over every output of every
-sample) plus the kernel regularizers' penalties ``l1 * sum|k| + l2 * sum k**2``.
+sample; with per-sample weights ``w``, ``sum_i w_i * loss_i / n``) plus the
+kernel regularizers' penalties ``l1 * sum|k| + l2 * sum k**2``.
 
 The arithmetic is done in the dtype of the arrays given (NumPy keeps float32
 as float32), except loss values and error sums, which are Python floats
@@ -192,22 +193,34 @@ def _penalty(layers, l1, l2) -> float:
     return total
 
 
-def net_loss(weights: Sequence[np.ndarray], activations: Sequence, l1, l2, x, y) -> float:
-    """``mean((net(x) - y)**2) + sum over layers of l1*sum|kernel| + l2*sum kernel**2``
-    (``l1``, ``l2``: one number for every layer, or one per layer)."""
+def _weighted_sse(pred, y, sample_weight) -> float:
+    """``sum_i w_i * sum_j (pred_ij - y_ij)**2`` (w = 1 without weights), as a float."""
+    if sample_weight is None:
+        return mse(pred, y)[0]
+    e = (np.asarray(pred) - np.asarray(y)).astype(np.float64)
+    w = np.asarray(sample_weight, dtype=np.float64).reshape(-1)
+    return float(np.sum(w * np.sum(e * e, axis=1)))
+
+
+def net_loss(weights: Sequence[np.ndarray], activations: Sequence, l1, l2, x, y,
+             sample_weight=None) -> float:
+    """``sum_i w_i * mean_j (net(x)_ij - y_ij)**2 / n + sum over layers of
+    l1*sum|kernel| + l2*sum kernel**2`` (Keras' mean squared error with its
+    "sum_over_batch_size" reduction: ``w`` is ``sample_weight``, 1 without;
+    ``l1``, ``l2``: one number for every layer, or one per layer)."""
     layers = split_weights(weights)
     l1 = _per_layer(l1, len(layers), "l1")
     l2 = _per_layer(l2, len(layers), "l2")
     pred = net_forward(weights, activations, x)
     y = np.asarray(y).reshape(pred.shape)
-    sse, _ = mse(pred, y)
-    return sse / pred.size + _penalty(layers, l1, l2)
+    return _weighted_sse(pred, y, sample_weight) / pred.size + _penalty(layers, l1, l2)
 
 
-def net_gradients(weights: Sequence[np.ndarray], activations: Sequence, use_bias, l1, l2, x, y
-                  ) -> tuple[float, list[np.ndarray]]:
-    """``(loss, grads)`` of :func:`net_loss` for the batch ``x, y``; ``grads`` are
-    new arrays in the order and shapes of ``weights``.  The regularizers add
+def net_gradients(weights: Sequence[np.ndarray], activations: Sequence, use_bias, l1, l2, x, y,
+                  sample_weight=None) -> tuple[float, list[np.ndarray]]:
+    """``(loss, grads)`` of :func:`net_loss` for the batch ``x, y`` (and per-sample
+    weights); ``grads`` are new arrays in the order and shapes of ``weights``:
+    ``d loss / d pred_ij = 2 w_i (pred_ij - y_ij) / pred.size``.  The regularizers add
     ``l1 * sign(kernel) + 2 * l2 * kernel`` to each kernel's gradient.
 
     ``use_bias`` (one bool, or one per layer) is checked against the weights:
@@ -223,11 +236,14 @@ def net_gradients(weights: Sequence[np.ndarray], activations: Sequence, use_bias
     outs = _forward_all(layers, activations, x)
     pred = outs[-1]
     y = np.asarray(y, dtype=pred.dtype).reshape(pred.shape)
-    sse, _ = mse(pred, y)
-    loss = sse / pred.size + _penalty(layers, l1, l2)
+    loss = _weighted_sse(pred, y, sample_weight) / pred.size + _penalty(layers, l1, l2)
 
     dtype = pred.dtype.type
-    d = (pred - y) * dtype(2.0 / pred.size)  # d loss / d pred
+    if sample_weight is None:
+        d = (pred - y) * dtype(2.0 / pred.size)  # d loss / d pred
+    else:
+        w = np.asarray(sample_weight, dtype=np.float64).reshape(-1, 1)
+        d = (pred - y) * (2.0 / pred.size * w).astype(pred.dtype)
     per_layer = [None] * L
     for l in range(L - 1, -1, -1):
         kernel, bias = layers[l]
@@ -246,16 +262,16 @@ def net_gradients(weights: Sequence[np.ndarray], activations: Sequence, use_bias
 
 def batches(n: int, batch_size: Optional[int]):
     """``(start, stop)`` of each mini-batch of ``n`` samples in order, the last
-    one partial; ``batch_size=None``: one batch of all."""
-    b = n if batch_size is None else min(int(batch_size), n)
+    one partial; ``batch_size=None`` means 32, as in Keras."""
+    b = min(32 if batch_size is None else int(batch_size), n)
     return [(s, min(s + b, n)) for s in range(0, n, b)]
 
 
 def fit(weights: Sequence[np.ndarray], activations: Sequence, use_bias, l1, l2, optimizer, x, y,
-        epochs: int, batch_size: Optional[int] = 32) -> dict[str, list[float]]:
+        epochs: int, batch_size: Optional[int] = 32, sample_weight=None) -> dict[str, list[float]]:
     """Mini-batch training without shuffling: for each epoch, the batches of
-    :func:`batches` in order, each one ``loss, grads = net_gradients(...)`` and
-    ``optimizer.apply_gradients(zip(grads, weights))``.
+    :func:`batches` in order, each one ``loss, grads = net_gradients(...)`` (with
+    the batch's per-sample weights) and ``optimizer.apply_gradients(zip(grads, weights))``.
 
     ``weights`` (a list of arrays) is updated in place, so an optimizer keeping
     state per variable (``fastopt.reference.ReferenceOptimizer``, a
@@ -273,7 +289,8 @@ def fit(weights: Sequence[np.ndarray], activations: Sequence, use_bias, l1, l2, 
         loss_sum = sse_sum = sae_sum = 0.0
         for start, stop in batches(n, batch_size):
             xb, yb = x[start:stop], y[start:stop]
-            loss, grads = net_gradients(weights, activations, use_bias, l1, l2, xb, yb)
+            wb = None if sample_weight is None else np.asarray(sample_weight).reshape(-1)[start:stop]
+            loss, grads = net_gradients(weights, activations, use_bias, l1, l2, xb, yb, wb)
             sse, sae = mse(net_forward(weights, activations, xb), yb)
             loss_sum += loss * (stop - start)
             sse_sum += sse
