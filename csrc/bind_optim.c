@@ -763,6 +763,39 @@ static int read_pairs(PyObject *it, int fast, PyObject **g, PyObject **v, Py_ssi
     return 0;
 }
 
+/* Whether the fast path must take the optimizer's lock for this step: 1, or 0
+ * when the step is atomic for every other thread anyway, or -1 with an error.
+ * It is when the GIL stays held from here to the end of the step (a constant
+ * learning rate, so no Python code runs; fewer than FO_GIL_FREE_MIN elements,
+ * so the update keeps the GIL) and no thread holds the lock: a thread that
+ * holds it marked it locked while it had the GIL, and one that takes it now
+ * can do nothing with the optimizer before it has the GIL back, after this
+ * step.  Without a GIL (a free-threaded build), always 1. */
+static PyObject *lock_locked;
+
+static int must_lock(PyObject *lock, PyObject *lr, PyArrayObject *const *va, Py_ssize_t n)
+{
+#ifdef Py_GIL_DISABLED
+    return 1;
+#else
+    if (!PyFloat_CheckExact(lr) || lock_type == NULL || Py_TYPE(lock) != lock_type)
+        return 1;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        total += (size_t)PyArray_SIZE(va[i]);
+    if (total >= FO_GIL_FREE_MIN)
+        return 1;
+    if (lock_locked == NULL && (lock_locked = PyObject_GetAttrString((PyObject *)lock_type, "locked")) == NULL)
+        return -1;
+    PyObject *r = PyObject_Vectorcall(lock_locked, &lock, 1, NULL);
+    if (r == NULL)
+        return -1;
+    const int held = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return held; /* -1 on error, 1 if held, 0 if free */
+#endif
+}
+
 PyDoc_STRVAR(optim_apply_doc,
              "optim_apply(optimizer, grads_and_vars) -> iterations\n\n"
              "Optimizer.apply_gradients.  Pairs of arrays that need no conversion (exact\n"
@@ -862,7 +895,10 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     fo_optim_slots_used((int)kind, &h, used);
 
     /* from here on the optimizer is ours: its state, step count and learning rate */
-    if (lock_call(lock, s_acquire) < 0)
+    const int locking = must_lock(lock, lr_o, va, n);
+    if (locking < 0)
+        goto done;
+    if (locking && lock_call(lock, s_acquire) < 0)
         goto done; /* interrupted while waiting: nothing changed */
     fo_optim_buffers bufs[FO_FAST_VARS];
     struct {
@@ -936,7 +972,8 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
             if (PyErr_Occurred()) {
                 PyObject *et, *ev, *tb;
                 PyErr_Fetch(&et, &ev, &tb);
-                lock_call(lock, s_release);
+                if (locking)
+                    lock_call(lock, s_release);
                 PyErr_Restore(et, ev, tb);
                 goto done;
             }
@@ -951,7 +988,7 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
         decline = fo_optim_check_hyper((int)kind, bufs[i].dtype, &h, &name, &value) != 0;
     }
     if (decline) {
-        if (lock_call(lock, s_release) < 0)
+        if (locking && lock_call(lock, s_release) < 0)
             goto done;
         goto slow;
     }
@@ -967,7 +1004,7 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
         Py_END_ALLOW_THREADS
     }
     *step = it + 1; /* counted with the step, in the same call */
-    if (lock_call(lock, s_release) < 0)
+    if (locking && lock_call(lock, s_release) < 0)
         goto done;
     if (!finite) {
         PyObject *r = PyObject_CallMethod(opt, "_on_divergence", "Ldi", (long long)(it + 1), lr, 3);

@@ -320,3 +320,27 @@ def test_the_fast_path_calls_built_in_schedules_itself(schedule):
         assert seen == ([0] if fast and built_in else list(range(6)))
         out.append(w)
     np.testing.assert_array_equal(*out)
+
+
+@pytest.mark.parametrize("size", [10, 5000])
+def test_the_fast_path_waits_for_a_thread_that_holds_the_lock(size):
+    """A small step with a constant learning rate runs under the GIL without
+    taking the optimizer's lock, but never while another thread holds it."""
+    import threading
+    w = np.zeros(size)
+    opt = fo.optimizers.SGD(0.5)
+    opt.apply_gradients([(np.ones(size), w)])  # state made: the next steps take the fast path
+    calls = counted(opt)
+    opt._lock.acquire()  # as another thread's step, with the GIL released, would
+    stepped = threading.Event()
+    worker = threading.Thread(target=lambda: (opt.apply_gradients(zip([np.ones(size)], [w])), stepped.set()))
+    worker.start()
+    try:
+        assert not stepped.wait(0.2)
+        assert opt.iterations == 1 and w[0] == -0.5
+    finally:
+        opt._lock.release()
+    worker.join(10)
+    assert stepped.is_set() and opt.iterations == 2 and w[0] == -1.0
+    assert calls == []
+    assert not opt._lock.locked()
