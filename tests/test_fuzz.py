@@ -471,6 +471,11 @@ def fit(data):
 
 @entry_point("Sequential.predict", examples=60)
 def predict(data):
+    return _outputs_case(data, lambda model, x: model.predict(x))
+
+
+def _outputs_case(data, call: Callable, fast: bool = True):
+    """``call(model, x)`` returns the model's outputs for x: the twin's forward pass."""
     model, _, spec = data.draw(models(compiled=False))
     x, _ = data.draw(model_data(spec))
     weights = model.get_weights()
@@ -480,7 +485,7 @@ def predict(data):
         assert_close(out, ref.net_forward(weights, spec["acts"], clean(x, spec["dtype"]).reshape(-1, spec["n_in"])),
                      spec["dtype"])
 
-    return Case(lambda: model.predict(x), ("x",), watch=(model, x), check=check)
+    return Case(_path(fast, lambda: call(model, x)), ("x",), watch=(model, x), check=check)
 
 
 @entry_point("Sequential.evaluate", examples=40)
@@ -552,11 +557,33 @@ def _path(fast: bool, call: Callable[[], Any]) -> Callable[[], Any]:
     return run
 
 
+def both_paths(name: str, examples: int, thorough_examples: int):
+    """Register ``draw(data, fast) -> Case`` twice: as ``name`` (the C fast path
+    where it applies) and as ``name (thorough path)``."""
+    def register(fn):
+        entry_point(name, examples)(lambda data: fn(data, True))
+        entry_point(f"{name} (thorough path)", thorough_examples)(lambda data: fn(data, False))
+        return fn
+    return register
+
+
 def _first(result):
     return result[0] if isinstance(result, list) else result
 
 
+@both_paths("Sequential.train_on_batch", examples=40, thorough_examples=25)
 def _train_on_batch(data, fast: bool):
+    return _on_batch(data, fast, train=True)
+
+
+@both_paths("Sequential.test_on_batch", examples=30, thorough_examples=20)
+def _test_on_batch(data, fast: bool):
+    return _on_batch(data, fast, train=False)
+
+
+def _on_batch(data, fast: bool, train: bool):
+    """train_on_batch (one step of the twin) or test_on_batch (no step): the batch's
+    loss before any update is the twin's."""
     model, twin, spec = data.draw(models())
     x, y = data.draw(model_data(spec))
     weights = model.get_weights()
@@ -565,70 +592,20 @@ def _train_on_batch(data, fast: bool):
         xr = clean(x, spec["dtype"]).reshape(-1, spec["n_in"])
         yr = _aligned_y(np.asarray(y, spec["dtype"]), spec["n_out"])
         want_loss = ref.net_loss(weights, spec["acts"], spec["l1"], spec["l2"], xr, yr)
-        ref.fit(weights, spec["acts"], spec["use_bias"], spec["l1"], spec["l2"], twin, xr, yr, 1, len(xr))
+        if train:
+            ref.fit(weights, spec["acts"], spec["use_bias"], spec["l1"], spec["l2"], twin, xr, yr, 1, len(xr))
         assert_close(_first(result), want_loss, spec["dtype"], scale=10)
-        assert model.optimizer.iterations == 1
+        assert model.optimizer.iterations == int(train)
         for a, b in zip(model.get_weights(), weights):
             assert_close(a, b, spec["dtype"], scale=10 * (1 + float(np.nanmax(np.abs(b), initial=0))))
 
-    return Case(_path(fast, lambda: model.train_on_batch(x, y)), ("x", "y"), watch=(model, x, y), check=check)
+    call = (lambda: model.train_on_batch(x, y)) if train else (lambda: model.test_on_batch(x, y))
+    return Case(_path(fast, call), ("x", "y"), watch=(model, x, y), check=check)
 
 
-@entry_point("Sequential.train_on_batch", examples=40)
-def train_on_batch(data):
-    return _train_on_batch(data, True)
-
-
-@entry_point("Sequential.train_on_batch (thorough path)", examples=25)
-def train_on_batch_thorough(data):
-    return _train_on_batch(data, False)
-
-
-def _test_on_batch(data, fast: bool):
-    model, _, spec = data.draw(models())
-    x, y = data.draw(model_data(spec))
-    weights = model.get_weights()
-
-    def check(result):
-        xr = clean(x, spec["dtype"]).reshape(-1, spec["n_in"])
-        want = ref.net_loss(weights, spec["acts"], spec["l1"], spec["l2"], xr,
-                            _aligned_y(np.asarray(y, spec["dtype"]), spec["n_out"]))
-        assert_close(_first(result), want, spec["dtype"], scale=10)
-
-    return Case(_path(fast, lambda: model.test_on_batch(x, y)), ("x", "y"), watch=(model, x, y), check=check)
-
-
-@entry_point("Sequential.test_on_batch", examples=30)
-def on_test_batch_fast(data):
-    return _test_on_batch(data, True)
-
-
-@entry_point("Sequential.test_on_batch (thorough path)", examples=20)
-def on_test_batch_thorough(data):
-    return _test_on_batch(data, False)
-
-
+@both_paths("Sequential.predict_on_batch", examples=30, thorough_examples=20)
 def _predict_on_batch(data, fast: bool):
-    model, _, spec = data.draw(models(compiled=False))
-    x, _ = data.draw(model_data(spec))
-    weights = model.get_weights()
-
-    def check(out):
-        assert out.dtype == spec["dtype"]
-        assert_close(out, ref.net_forward(weights, spec["acts"], clean(x, spec["dtype"]).reshape(-1, spec["n_in"])),
-                     spec["dtype"])
-
-    return Case(_path(fast, lambda: model.predict_on_batch(x)), ("x",), watch=(model, x), check=check)
-
-
-@entry_point("Sequential.predict_on_batch", examples=30)
-def predict_on_batch(data):
-    return _predict_on_batch(data, True)
-
-
-@entry_point("Sequential.predict_on_batch (thorough path)", examples=20)
-def predict_on_batch_thorough(data):
-    return _predict_on_batch(data, False)
+    return _outputs_case(data, lambda model, x: model.predict_on_batch(x), fast)
 
 
 @entry_point("Sequential.compute_gradients (thorough path)", examples=25)
