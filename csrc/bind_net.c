@@ -27,7 +27,6 @@
 #include <string.h>
 #include <time.h>
 
-#define FO_MAX_STEP ((int64_t)1 << 53)
 /* workspaces up to this size are kept by a Network between calls */
 #define FO_KEEP_WORK ((size_t)1 << 20)
 
@@ -120,37 +119,33 @@ static int parse_net(PyObject *spec, fo_net *net)
     }
     net->n_layers = (size_t)L;
     for (Py_ssize_t i = 0; i <= L; i++) {
-        Py_ssize_t u = PyLong_AsSsize_t(PyTuple_GET_ITEM(units, i));
-        if (u == -1 && PyErr_Occurred())
+        long long u;
+        if (parse_int(PyTuple_GET_ITEM(units, i), "spec: units", LLONG_MIN, LLONG_MAX, &u) < 0)
             return -1;
         if (u < 1) {
             PyErr_Format(PyExc_ValueError, "spec: units[%zd] must be positive", i);
             return -1;
         }
         if (u > INT32_MAX) {
-            PyErr_Format(PyExc_ValueError, "spec: units[%zd] = %zd is too large", i, u);
+            PyErr_Format(PyExc_ValueError, "spec: units[%zd] = %lld is too large", i, u);
             return -1;
         }
         net->units[i] = (size_t)u;
     }
     for (Py_ssize_t i = 0; i < L; i++) {
-        long a = PyLong_AsLong(PyTuple_GET_ITEM(acts, i));
-        int b = PyObject_IsTrue(PyTuple_GET_ITEM(bias, i));
-        double r1 = PyFloat_AsDouble(PyTuple_GET_ITEM(l1, i));
-        double r2 = PyFloat_AsDouble(PyTuple_GET_ITEM(l2, i));
-        if (PyErr_Occurred() || b < 0)
+        int a, b = PyObject_IsTrue(PyTuple_GET_ITEM(bias, i));
+        double r1, r2;
+        if (b < 0 || parse_code(PyTuple_GET_ITEM(acts, i), "spec: activation", FO_N_ACT, &a) < 0 ||
+            parse_real(PyTuple_GET_ITEM(l1, i), "spec: l1", &r1) < 0 ||
+            parse_real(PyTuple_GET_ITEM(l2, i), "spec: l2", &r2) < 0)
             return -1;
-        if (a < 0 || a >= FO_N_ACT) { /* checked as a long: 2**32 is not 0 */
-            PyErr_Format(PyExc_ValueError, "unknown activation code %ld", a);
-            return -1;
-        }
-        if (check_act((int)a) < 0) /* one the training loop runs */
+        if (check_act(a) < 0) /* one the training loop runs */
             return -1;
         if (!(r1 >= 0) || !(r2 >= 0) || isinf(r1) || isinf(r2)) {
             PyErr_SetString(PyExc_ValueError, "spec: regularization factors must be finite and >= 0");
             return -1;
         }
-        net->act[i] = (int)a;
+        net->act[i] = a;
         net->use_bias[i] = b;
         net->l1[i] = r1;
         net->l2[i] = r2;
@@ -263,8 +258,7 @@ static int weight_array(PyObject *o, int typenum, npy_intp n, int soft, PyArrayO
 static PyArrayObject *lr_array(PyObject *o, npy_intp count, double *one)
 {
     if (!PyArray_Check(o)) { /* a number */
-        *one = PyFloat_AsDouble(o);
-        if (*one == -1.0 && PyErr_Occurred())
+        if (parse_real(o, "learning_rate", one) < 0)
             return NULL;
         if (!(*one >= 0) || isinf(*one)) {
             PyErr_Format(PyExc_ValueError, "the learning rate must be finite and >= 0, got %R", o);
@@ -662,14 +656,11 @@ static PyObject *net_bind(NetObject *self, PyObject *args)
     PyObject *kind_o = PyObject_GetAttr(opt, str_kind);
     if (kind_o == NULL)
         return NULL;
-    long kind = PyLong_AsLong(kind_o);
+    int kind;
+    const int bad = parse_code(kind_o, "optimizer._kind", FO_N_OPTIM, &kind);
     Py_DECREF(kind_o);
-    if (kind == -1 && PyErr_Occurred())
+    if (bad < 0)
         return NULL;
-    if (kind < 0 || kind >= FO_N_OPTIM) {
-        PyErr_Format(PyExc_ValueError, "unknown optimizer kind %ld", kind);
-        return NULL;
-    }
     PyObject *step_o = PyObject_GetAttr(opt, str_step);
     if (step_o == NULL)
         return NULL;
@@ -1114,10 +1105,12 @@ PyDoc_STRVAR(batches_doc,
 
 static PyObject *net_batches(NetObject *self, PyObject *args)
 {
-    PyObject *xo, *yo, *swo;
-    Py_ssize_t batch, steps = 0;
+    PyObject *xo, *yo, *swo, *batch_o, *steps_o = NULL;
+    long long batch, steps = 0;
     int shuffle;
-    if (!PyArg_ParseTuple(args, "OOOnp|n", &xo, &yo, &swo, &batch, &shuffle, &steps))
+    if (!PyArg_ParseTuple(args, "OOOOp|O", &xo, &yo, &swo, &batch_o, &shuffle, &steps_o) ||
+        parse_int(batch_o, "batch_size", 1, PY_SSIZE_T_MAX, &batch) < 0 ||
+        (steps_o && parse_int(steps_o, "steps_per_epoch", 0, PY_SSIZE_T_MAX, &steps) < 0))
         return NULL;
     PyObject *argv[3] = {xo, yo, swo};
     PyArrayObject *x, *y, *sw;
@@ -1125,7 +1118,7 @@ static PyObject *net_batches(NetObject *self, PyObject *args)
         return NULL;
     const npy_intp n = PyArray_DIM(x, 0);
     if (batch < 1) {
-        PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %zd", batch);
+        PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %lld", batch);
         return NULL;
     }
     if (batch > n)
@@ -1133,7 +1126,7 @@ static PyObject *net_batches(NetObject *self, PyObject *args)
     const npy_intp all = (n + batch - 1) / batch;
     if (steps < 0 || steps > all) {
         PyErr_Format(PyExc_ValueError, "steps_per_epoch must be in [1, %zd] (the batches of one "
-                                       "epoch), got %zd", all, steps);
+                                       "epoch), got %lld", all, steps);
         return NULL;
     }
     if (workspace_size(&self->net, (size_t)batch, "batch_size") == (size_t)-1)
@@ -1172,9 +1165,10 @@ PyDoc_STRVAR(train_doc,
 static PyObject *net_train(NetObject *self, PyObject *args)
 {
     BatchesObject *b;
-    Py_ssize_t n_steps;
-    PyObject *lro, *stats_o;
-    if (!PyArg_ParseTuple(args, "O!nOO", &BatchesType, &b, &n_steps, &lro, &stats_o))
+    long long n_steps;
+    PyObject *lro, *stats_o, *n_steps_o;
+    if (!PyArg_ParseTuple(args, "O!OOO", &BatchesType, &b, &n_steps_o, &lro, &stats_o) ||
+        parse_int(n_steps_o, "n_steps", LLONG_MIN, PY_SSIZE_T_MAX, &n_steps) < 0)
         return NULL;
     if (self->opt == NULL) {
         PyErr_SetString(PyExc_ValueError, "train: the network is not bound to an optimizer");
@@ -1189,7 +1183,7 @@ static PyObject *net_train(NetObject *self, PyObject *args)
         return NULL;
     }
     if (n_steps < 0) {
-        PyErr_Format(PyExc_ValueError, "n_steps must be >= 0, got %zd", n_steps);
+        PyErr_Format(PyExc_ValueError, "n_steps must be >= 0, got %lld", n_steps);
         return NULL;
     }
     fo_data *d = &b->data;
@@ -1401,10 +1395,11 @@ int fo_net_add_types(PyObject *module)
 
 static PyObject *py_net_sizes(PyObject *self, PyObject *args)
 {
-    PyObject *spec;
-    Py_ssize_t B;
+    PyObject *spec, *B_o;
+    long long B;
     fo_net net;
-    if (!PyArg_ParseTuple(args, "On", &spec, &B) || parse_net(spec, &net) < 0)
+    if (!PyArg_ParseTuple(args, "OO", &spec, &B_o) || parse_net(spec, &net) < 0 ||
+        parse_int(B_o, "batch rows", LLONG_MIN, PY_SSIZE_T_MAX, &B) < 0)
         return NULL;
     if (B < 0) {
         PyErr_SetString(PyExc_ValueError, "batch rows must be >= 0");
@@ -1547,16 +1542,20 @@ PyDoc_STRVAR(train_epoch_doc,
 static PyObject *py_train_epoch(PyObject *self, PyObject *args)
 {
     PyObject *po, *go, *slots_o, *hyper_o, *lro, *xo, *yo, *spec, *permo, *rngo, *wo;
+    PyObject *kind_o, *iteration_o, *batch_o, *epochs_o = NULL;
     int kind, shuffle;
-    long long iteration;
-    Py_ssize_t batch, epochs = 1;
+    long long iteration, batch, epochs = 1;
     PyObject *stats_o = Py_None;
-    if (!PyArg_ParseTuple(args, "OOO!iOOLOOnOOOpO|nO", &po, &go, &PyTuple_Type, &slots_o, &kind,
-                          &hyper_o, &lro, &iteration, &xo, &yo, &batch, &spec, &permo, &rngo,
-                          &shuffle, &wo, &epochs, &stats_o))
+    if (!PyArg_ParseTuple(args, "OOO!OOOOOOOOOOpO|OO", &po, &go, &PyTuple_Type, &slots_o, &kind_o,
+                          &hyper_o, &lro, &iteration_o, &xo, &yo, &batch_o, &spec, &permo, &rngo,
+                          &shuffle, &wo, &epochs_o, &stats_o) ||
+        parse_code(kind_o, "kind", FO_N_OPTIM, &kind) < 0 ||
+        parse_int(iteration_o, "iteration", LLONG_MIN, LLONG_MAX, &iteration) < 0 ||
+        parse_int(batch_o, "batch_size", LLONG_MIN, PY_SSIZE_T_MAX, &batch) < 0 ||
+        (epochs_o && parse_int(epochs_o, "epochs", LLONG_MIN, PY_SSIZE_T_MAX, &epochs) < 0))
         return NULL;
     if (epochs < 1) {
-        PyErr_Format(PyExc_ValueError, "epochs must be >= 1, got %zd", epochs);
+        PyErr_Format(PyExc_ValueError, "epochs must be >= 1, got %lld", epochs);
         return NULL;
     }
     net_args na;
@@ -1575,7 +1574,7 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
         return NULL;
     }
     if (batch < 1) {
-        PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %zd", batch);
+        PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %lld", batch);
         return NULL;
     }
     PyArrayObject *x = na.x;
@@ -1593,7 +1592,7 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     const npy_intp steps = n == 0 ? 0 : (n + batch - 1) / batch;
     if (PyArray_SIZE(lr) != 1 && (steps > PY_SSIZE_T_MAX / epochs || PyArray_SIZE(lr) != steps * epochs)) {
         PyErr_Format(PyExc_ValueError, "lr must have 1 or %zd (steps x epochs) entries, got %zd",
-                     steps * epochs, PyArray_SIZE(lr));
+                     (Py_ssize_t)(steps * epochs), PyArray_SIZE(lr));
         return NULL;
     }
     PyArrayObject *stats = NULL;
@@ -1690,10 +1689,18 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
 
 static PyObject *py_rng_seed(PyObject *self, PyObject *args)
 {
-    PyObject *so;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &so, &seed))
+    PyObject *so, *seed_o;
+    if (!PyArg_ParseTuple(args, "OO", &so, &seed_o))
         return NULL;
+    if (PyBool_Check(seed_o) || !PyLong_Check(seed_o)) {
+        PyErr_Format(PyExc_TypeError, "seed must be an int, got %.100s", Py_TYPE(seed_o)->tp_name);
+        return NULL;
+    }
+    const unsigned long long seed = PyLong_AsUnsignedLongLong(seed_o);
+    if (seed == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_ValueError, "seed must be in [0, 2**64), got %R", seed_o);
+        return NULL;
+    }
     PyArrayObject *s = exact_array(so, "rng_state", NPY_UINT64, 1, 4);
     if (!s)
         return NULL;

@@ -594,6 +594,8 @@ class Sequential:
             run.epochs_watched(epochs, cbs, val, validation_freq)
         else:
             run.epochs_in_bulk(epochs, self.history)
+        if epochs > 0:  # Keras 3's trainer: with use_ema, the model ends with the moving averages
+            self._bound_opt.finalize_variable_values(self.trainable_variables)
         cbs.on_train_end()
         return self.history
 
