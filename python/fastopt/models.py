@@ -363,6 +363,8 @@ class Sequential:
             raise TypeError(f"metrics must be a list, got {type(metrics).__name__}")
         out = []
         for m in metrics or []:
+            if isinstance(m, dict):  # a config, as a saved model holds it
+                m = _metrics.get(m)
             if isinstance(m, _metrics.Metric):
                 name = m.name
             elif isinstance(m, str):
