@@ -249,13 +249,6 @@ int check_act(int act)
         PyErr_Format(PyExc_ValueError, "unknown activation code %d", act);
         return -1;
     }
-    if (fo_act_needs_z(act)) {
-        PyErr_Format(PyExc_ValueError,
-                     "activation code %d (gelu, silu or softsign) is not supported by the training "
-                     "loop yet: its backward pass needs the pre-activation values",
-                     act);
-        return -1;
-    }
     return 0;
 }
 

@@ -300,7 +300,6 @@ PyDoc_STRVAR(metrics_update_doc,
              "(kind, threshold, k), in one pass over the rows of y_pred (B, C).  y_true is\n"
              "(B, C), or (B,)/(B, 1) class indices for sparse_categorical_accuracy.");
 
-#define FO_MAX_METRICS 32
 
 static PyObject *py_metrics_update(PyObject *self, PyObject *args, PyObject *kwargs)
 {

@@ -57,7 +57,7 @@ int fo_internal_overlap(int nd, const npy_intp *dims, const npy_intp *strides, n
                         size_t max_work);
 /* fail unless arrs[0..n_out) share no memory with any other of arrs[0..n) */
 int check_disjoint(PyArrayObject **arrs, const char **names, int n_out, int n);
-/* an activation code the training loop runs (not those that need z: fo_act_needs_z) */
+/* an activation code the training loop runs (every one: it keeps z where fo_act_needs_z) */
 int check_act(int act);
 int check_kind(long long kind);
 /* a slot tuple of FO_KIND_SLOTS or FO_MAX_SLOTS entries into items (borrowed, None padded) */
