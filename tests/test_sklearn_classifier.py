@@ -68,6 +68,7 @@ def test_multiclass_is_fastopts_softmax_fit_with_any_labels():
     assert list(est.classes_) == list(names) and est.n_features_in_ == 4
     assert np.array_equal(est.predict(X), names[np.argmax(proba, axis=1)])
     assert est.score(X, names[y]) == np.mean(est.predict(X) == names[y]) > 0.8
+    assert np.array_equal(est.decision_function(X), np.log(proba))
     assert len(est.loss_curve_) == 20 and est.history_["accuracy"] == model.history.history["accuracy"]
     # labels are sorted as np.unique sorts them, whatever their order in y
     shuffled = small(random_state=3).fit(X, np.array([2, -1, 7])[y])
@@ -87,6 +88,9 @@ def test_binary_is_one_sigmoid_with_binary_cross_entropy():
     assert np.array_equal(est.predict(X), p > 0.5)
     assert est.score(X, labels) > 0.9
     assert np.array_equal(est.predict_log_proba(X), np.log(proba))
+    logit = est.decision_function(X)
+    assert logit.shape == (200,) and np.array_equal(logit, np.log(p) - np.log(1 - p))
+    assert np.array_equal(logit > 0, est.predict(X))
 
 
 def test_the_loss_chooses_the_output_and_the_targets():

@@ -345,6 +345,13 @@ class FastoptClassifier(ClassifierMixin, _FastoptEstimator):
         with np.errstate(divide="ignore"):
             return np.log(self.predict_proba(X))
 
+    def decision_function(self, X) -> np.ndarray:
+        """The log-odds ``log(p_1) - log(p_0)`` of ``classes_[1]``, shape (n_samples,),
+        for two classes (positive: ``predict`` gives ``classes_[1]``); the
+        log-probabilities, shape (n_samples, n_classes), for more."""
+        log_p = self.predict_log_proba(X)
+        return log_p[:, 1] - log_p[:, 0] if log_p.shape[1] == 2 else log_p
+
     def predict(self, X) -> np.ndarray:
         """The most probable class of each sample (the first on a tie), a label of ``classes_``."""
         check_is_fitted(self)
