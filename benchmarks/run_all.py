@@ -30,7 +30,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["bench_optim.py", "bench_train.py", "bench_gemm.py", "bench_articles.py", "bench_demo.py",
-           "bench_compare.py"]
+           "bench_compare.py", "bench_classify.py"]
 
 
 def reproduce_command(args) -> str:
@@ -246,8 +246,23 @@ def rows_compare(data) -> list[tuple]:
     return out
 
 
+def rows_classify(data) -> list[tuple]:
+    s = g(data, "summary", default={})
+    what = f"digits 64-32-10 softmax, sparse CE, Adam, {s.get('epochs', '?')} epochs of batch 32 (`fit`)"
+    out = []
+    if "torch_ratio" in s:
+        out.append((what, "PyTorch eager loop (randperm, default Adam, default threads)", x(s["torch_ratio"]),
+                    ">= 20x"))
+        out.append((what, "test accuracy vs torch's on the same split",
+                    f"{s['fastopt_accuracy']:.3f} vs {s['torch_accuracy']:.3f}", "within 0.01"))
+    if "sklearn_ratio" in s:
+        out.append((what, "scikit-learn MLPClassifier (adam, same epochs)", x(s["sklearn_ratio"]), ">= 10x"))
+    return out
+
+
 BUILDERS = {"bench_optim.py": rows_optim, "bench_train.py": rows_train, "bench_gemm.py": rows_gemm,
-            "bench_articles.py": rows_articles, "bench_demo.py": rows_demo, "bench_compare.py": rows_compare}
+            "bench_articles.py": rows_articles, "bench_demo.py": rows_demo, "bench_compare.py": rows_compare,
+            "bench_classify.py": rows_classify}
 
 
 def machine_line(results: list[dict]) -> list[str]:

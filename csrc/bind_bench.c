@@ -44,15 +44,13 @@ PyDoc_STRVAR(stream_doc,
 
 static PyObject *py_stream(PyObject *self, PyObject *args)
 {
-    PyObject *ro, *wo;
-    int threads;
+    PyObject *ro, *wo, *threads_o, *scale_o = NULL;
+    long long threads;
     double scale = 0.0;
-    if (!PyArg_ParseTuple(args, "OOi|d", &ro, &wo, &threads, &scale))
+    if (!PyArg_ParseTuple(args, "OOO|O", &ro, &wo, &threads_o, &scale_o) ||
+        parse_int(threads_o, "threads", 1, INT_MAX, &threads) < 0 ||
+        (scale_o && parse_real(scale_o, "scale", &scale) < 0))
         return NULL;
-    if (threads < 1) {
-        PyErr_SetString(PyExc_ValueError, "threads must be >= 1");
-        return NULL;
-    }
     PyArrayObject *arrs[2 * FO_STREAM_MAX_ARRAYS];
     const char *names[2 * FO_STREAM_MAX_ARRAYS];
     void *ptr[2 * FO_STREAM_MAX_ARRAYS];

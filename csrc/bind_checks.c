@@ -249,13 +249,6 @@ int check_act(int act)
         PyErr_Format(PyExc_ValueError, "unknown activation code %d", act);
         return -1;
     }
-    if (fo_act_needs_z(act)) {
-        PyErr_Format(PyExc_ValueError,
-                     "activation code %d (gelu, silu or softsign) is not supported by the training "
-                     "loop yet: its backward pass needs the pre-activation values",
-                     act);
-        return -1;
-    }
     return 0;
 }
 
@@ -361,27 +354,49 @@ int parse_hyper(PyObject *t, fo_optim_hyper *h)
 /* bindings)                                                           */
 /* ------------------------------------------------------------------ */
 
-int parse_code(PyObject *o, const char *name, int n, int *code)
+/* a Python int (not a bool) as long long, in [lo, hi]; checked before any narrowing */
+static int int_in(PyObject *o, const char *name, long long lo, long long hi, long long *v)
 {
-    if (!PyLong_Check(o) || PyBool_Check(o)) {
+    if (PyBool_Check(o) || !(PyLong_Check(o) || PyArray_IsScalar(o, Integer))) {
         PyErr_Format(PyExc_TypeError, "%s must be an int, got %.100s", name, Py_TYPE(o)->tp_name);
         return -1;
     }
+    PyObject *i = PyNumber_Index(o); /* a NumPy integer as a Python int */
+    if (i == NULL)
+        return -1;
     int overflow = 0;
-    long long v = PyLong_AsLongLongAndOverflow(o, &overflow);
-    if (v == -1 && PyErr_Occurred())
+    *v = PyLong_AsLongLongAndOverflow(i, &overflow);
+    Py_DECREF(i);
+    if (*v == -1 && PyErr_Occurred())
         return -1;
-    if (overflow || v < 0 || v >= n) {
+    return overflow || *v < lo || *v > hi;
+}
+
+int parse_code(PyObject *o, const char *name, int n, int *code)
+{
+    long long v;
+    int r = int_in(o, name, 0, (long long)n - 1, &v);
+    if (r > 0)
         PyErr_Format(PyExc_ValueError, "%s must be a code in [0, %d), got %S", name, n, o);
+    if (r)
         return -1;
-    }
     *code = (int)v;
     return 0;
 }
 
+int parse_int(PyObject *o, const char *name, long long lo, long long hi, long long *v)
+{
+    int r = int_in(o, name, lo, hi, v);
+    if (r > 0)
+        PyErr_Format(PyExc_ValueError, "%s must be an int in [%lld, %lld], got %S", name, lo, hi, o);
+    return r ? -1 : 0;
+}
+
 int parse_real(PyObject *o, const char *name, double *v)
 {
-    if (PyBool_Check(o) || !(PyFloat_Check(o) || PyLong_Check(o))) {
+    /* Python and NumPy floats and ints; not bools, complex numbers or strings */
+    if (PyBool_Check(o) || !(PyFloat_Check(o) || PyLong_Check(o) || PyArray_IsScalar(o, Floating) ||
+                             PyArray_IsScalar(o, Integer))) {
         PyErr_Format(PyExc_TypeError, "%s must be a real number, got %.100s", name,
                      Py_TYPE(o)->tp_name);
         return -1;

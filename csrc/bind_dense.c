@@ -16,9 +16,10 @@ static PyObject *py_gemm(PyObject *self, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"trans_a", "trans_b", "alpha", "a", "b", "beta", "c", "naive", NULL};
     int ta, tb, naive = 0;
     double alpha, beta;
-    PyObject *ao, *bo, *co;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ppdOOdO|p", kwlist, &ta, &tb, &alpha, &ao, &bo,
-                                     &beta, &co, &naive))
+    PyObject *alpha_o, *beta_o, *ao, *bo, *co;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "ppOOOOO|p", kwlist, &ta, &tb, &alpha_o, &ao,
+                                     &bo, &beta_o, &co, &naive) ||
+        parse_real(alpha_o, "alpha", &alpha) < 0 || parse_real(beta_o, "beta", &beta) < 0)
         return NULL;
     int typenum = float_typenum(co, "c");
     PyArrayObject *c = typenum < 0 ? NULL : exact_2d(co, "c", typenum, 1, -1, -1);
@@ -376,9 +377,10 @@ PyDoc_STRVAR(mse_doc, "mse(pred, y, dpred=None, scale=0.0) -> (sum of squared er
 
 static PyObject *py_mse(PyObject *self, PyObject *args)
 {
-    PyObject *po, *yo, *dpo = Py_None;
+    PyObject *po, *yo, *dpo = Py_None, *scale_o = NULL;
     double scale = 0;
-    if (!PyArg_ParseTuple(args, "OO|Od", &po, &yo, &dpo, &scale))
+    if (!PyArg_ParseTuple(args, "OO|OO", &po, &yo, &dpo, &scale_o) ||
+        (scale_o && parse_real(scale_o, "scale", &scale) < 0))
         return NULL;
     int typenum = float_typenum(po, "pred");
     PyArrayObject *p = typenum < 0 ? NULL : exact_array(po, "pred", typenum, 0, -1);
@@ -421,8 +423,10 @@ static PyObject *py_all_finite(PyObject *self, PyObject *a)
 
 static PyObject *py_blas_threshold(PyObject *self, PyObject *args)
 {
-    Py_ssize_t t = -1;
-    if (!PyArg_ParseTuple(args, "|n", &t))
+    PyObject *t_o = NULL;
+    long long t = -1;
+    if (!PyArg_ParseTuple(args, "|O", &t_o) ||
+        (t_o && parse_int(t_o, "n", -1, PY_SSIZE_T_MAX, &t) < 0))
         return NULL;
     size_t old = fo_blas_threshold;
     if (t >= 0)

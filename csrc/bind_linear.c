@@ -47,12 +47,12 @@ PyDoc_STRVAR(linear_gradient_doc,
 
 static PyObject *py_linear_gradient(PyObject *self, PyObject *args)
 {
-    PyObject *dwo, *dbo, *xo, *yo, *wo;
+    PyObject *dwo, *dbo, *xo, *yo, *wo, *bo;
     double b, loss;
     int tn;
     PyArrayObject *x, *y, *w;
-    if (!PyArg_ParseTuple(args, "OOOOOd", &dwo, &dbo, &xo, &yo, &wo, &b) ||
-        linear_args(xo, yo, wo, &tn, &x, &y, &w, 0) < 0)
+    if (!PyArg_ParseTuple(args, "OOOOOO", &dwo, &dbo, &xo, &yo, &wo, &bo) ||
+        parse_real(bo, "b", &b) < 0 || linear_args(xo, yo, wo, &tn, &x, &y, &w, 0) < 0)
         return NULL;
     PyArrayObject *dw = exact_array(dwo, "dw", tn, 1, PyArray_DIM(x, 1));
     PyArrayObject *db = dw ? exact_array(dbo, "db", tn, 1, 1) : NULL;
@@ -74,15 +74,24 @@ static PyObject *py_linear_gradient(PyObject *self, PyObject *args)
     return PyFloat_FromDouble(loss);
 }
 
-/* the checks both descents run: a finite rate, a count >= 0, and w, b (written)
- * sharing no memory with each other or the data */
-static int gd_checks(double lr, Py_ssize_t iters, PyArrayObject *w, PyArrayObject *b,
-                     PyArrayObject *x, PyArrayObject *y)
+/* the numbers both descents take: a finite learning rate and a step count in [0, 2**53] */
+static int gd_numbers(PyObject *lr_o, PyObject *iters_o, double *lr, Py_ssize_t *iters)
 {
-    if (iters < 0 || !isfinite(lr)) {
-        PyErr_SetString(PyExc_ValueError, "num_iterations must be >= 0 and learning_rate finite");
+    long long it;
+    if (parse_real(lr_o, "learning_rate", lr) < 0 ||
+        parse_int(iters_o, "num_iterations", 0, (long long)1 << 53, &it) < 0)
+        return -1;
+    if (!isfinite(*lr)) {
+        PyErr_Format(PyExc_ValueError, "learning_rate must be finite, got %R", lr_o);
         return -1;
     }
+    *iters = (Py_ssize_t)it;
+    return 0;
+}
+
+/* the checks both descents run: w, b (written) sharing no memory with each other or the data */
+static int gd_checks(PyArrayObject *w, PyArrayObject *b, PyArrayObject *x, PyArrayObject *y)
+{
     PyArrayObject *arrs[] = {w, b, x, y};
     const char *names[] = {"w", "b", "x", "y"};
     return check_disjoint(arrs, names, 2, 4);
@@ -96,18 +105,19 @@ PyDoc_STRVAR(linear_gd_naive_doc,
 
 static PyObject *py_linear_gd_naive(PyObject *self, PyObject *args)
 {
-    PyObject *wo, *bo, *xo, *yo;
+    PyObject *wo, *bo, *xo, *yo, *lr_o, *iters_o;
     double lr, loss;
     Py_ssize_t iters;
     int tn;
     PyArrayObject *x, *y, *w;
-    if (!PyArg_ParseTuple(args, "OOOOdn", &wo, &bo, &xo, &yo, &lr, &iters) ||
+    if (!PyArg_ParseTuple(args, "OOOOOO", &wo, &bo, &xo, &yo, &lr_o, &iters_o) ||
+        gd_numbers(lr_o, iters_o, &lr, &iters) < 0 ||
         linear_args(xo, yo, wo, &tn, &x, &y, &w, 1) < 0)
         return NULL;
     PyArrayObject *b = exact_array(bo, "b", tn, 1, 1);
     if (!b)
         return NULL;
-    if (gd_checks(lr, iters, w, b, x, y) < 0)
+    if (gd_checks(w, b, x, y) < 0)
         return NULL;
     const size_t n = PyArray_DIM(x, 0), d = PyArray_DIM(x, 1);
     void *dw = PyMem_Malloc((d + 1) * PyArray_ITEMSIZE(w));
@@ -229,11 +239,12 @@ static int run_gd(double *w, double *b, int tn, const void *x, const void *y, si
 
 static PyObject *py_linear_gd(PyObject *self, PyObject *args)
 {
-    PyObject *wo, *bo, *xo, *yo;
+    PyObject *wo, *bo, *xo, *yo, *lr_o, *iters_o;
     double lr, loss;
     Py_ssize_t iters;
     int tn;
-    if (!PyArg_ParseTuple(args, "OOOOdn", &wo, &bo, &xo, &yo, &lr, &iters) ||
+    if (!PyArg_ParseTuple(args, "OOOOOO", &wo, &bo, &xo, &yo, &lr_o, &iters_o) ||
+        gd_numbers(lr_o, iters_o, &lr, &iters) < 0 ||
         (tn = float_typenum(xo, "x")) < 0)
         return NULL;
     PyArrayObject *x = exact_2d(xo, "x", tn, 0, -1, -1);
@@ -242,7 +253,7 @@ static PyObject *py_linear_gd(PyObject *self, PyObject *args)
     PyArrayObject *b = w ? exact_array(bo, "b", NPY_FLOAT64, 1, 1) : NULL;
     if (!b || check_samples(x) < 0)
         return NULL;
-    if (gd_checks(lr, iters, w, b, x, y) < 0 ||
+    if (gd_checks(w, b, x, y) < 0 ||
         run_gd(PyArray_DATA(w), PyArray_DATA(b), tn, PyArray_DATA(x), PyArray_DATA(y),
                PyArray_DIM(x, 0), PyArray_DIM(x, 1), lr, (size_t)iters, &loss) < 0)
         return NULL;
@@ -264,13 +275,12 @@ static int by_stats(size_t n, size_t d, size_t iters)
 
 static PyObject *py_linear_by_stats(PyObject *self, PyObject *args)
 {
-    Py_ssize_t n, d, iters;
-    if (!PyArg_ParseTuple(args, "nnn", &n, &d, &iters))
+    PyObject *n_o, *d_o, *iters_o;
+    long long n, d, iters;
+    if (!PyArg_ParseTuple(args, "OOO", &n_o, &d_o, &iters_o) ||
+        parse_int(n_o, "n", 0, PY_SSIZE_T_MAX, &n) < 0 || parse_int(d_o, "d", 0, PY_SSIZE_T_MAX, &d) < 0 ||
+        parse_int(iters_o, "num_iterations", 0, PY_SSIZE_T_MAX, &iters) < 0)
         return NULL;
-    if (n < 0 || d < 0 || iters < 0) {
-        PyErr_SetString(PyExc_ValueError, "n, d and num_iterations must be >= 0");
-        return NULL;
-    }
     return PyBool_FromLong(by_stats((size_t)n, (size_t)d, (size_t)iters));
 }
 

@@ -121,17 +121,18 @@ static PyArrayObject *targets_arg(PyObject *o, int typenum, int kind, npy_intp B
 }
 
 /* the loss's constants, each checked; ValueError naming the keyword */
-static int loss_spec(PyObject *kind_o, int reduction, int from_logits, double label_smoothing,
-                     double delta, int typenum, fo_loss_spec *s)
+/* reduction_o, ls_o and delta_o may be NULL: 0 (sum over batch size), 0.0 and 1.0 */
+static int loss_spec(PyObject *kind_o, PyObject *reduction_o, int from_logits, PyObject *ls_o,
+                     PyObject *delta_o, int typenum, fo_loss_spec *s)
 {
+    int reduction = 0;
+    double label_smoothing = 0, delta = 1;
     memset(s, 0, sizeof *s);
-    if (parse_code(kind_o, "kind", FO_N_LOSS, &s->kind) < 0)
+    if (parse_code(kind_o, "kind", FO_N_LOSS, &s->kind) < 0 ||
+        (reduction_o && parse_code(reduction_o, "reduction", FO_N_REDUCE, &reduction) < 0) ||
+        (ls_o && parse_real(ls_o, "label_smoothing", &label_smoothing) < 0) ||
+        (delta_o && parse_real(delta_o, "delta", &delta) < 0))
         return -1;
-    if (reduction < 0 || reduction >= FO_N_REDUCE) {
-        PyErr_Format(PyExc_ValueError, "reduction must be a code in [0, %d), got %d", FO_N_REDUCE,
-                     reduction);
-        return -1;
-    }
     if (!(label_smoothing >= 0 && label_smoothing <= 1)) {
         value_error("label_smoothing must be in [0, 1], got %g", label_smoothing);
         return -1;
@@ -181,9 +182,9 @@ static PyObject *py_loss(PyObject *self, PyObject *args, PyObject *kwargs)
     static char *kwlist[] = {"kind", "y_true", "y_pred", "sample_weight", "grad", "values",
                              "reduction", "from_logits", "label_smoothing", "delta", "strict", NULL};
     PyObject *kind_o, *yo, *po, *wo = Py_None, *go = Py_None, *vo = Py_None;
-    int reduction = 0, from_logits = 0, strict = 0;
-    double ls = 0, delta = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOipddp", kwlist, &kind_o, &yo, &po, &wo,
+    PyObject *reduction = NULL, *ls = NULL, *delta = NULL;
+    int from_logits = 0, strict = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|OOOOpOOp", kwlist, &kind_o, &yo, &po, &wo,
                                      &go, &vo, &reduction, &from_logits, &ls, &delta, &strict))
         return NULL;
     int typenum = float_typenum(po, "y_pred");
@@ -226,9 +227,9 @@ static PyObject *py_act_loss(PyObject *self, PyObject *args, PyObject *kwargs)
                              "delta", NULL};
     PyObject *kind_o, *yo, *zo, *ao, *act_o, *param_o = Py_None, *wo = Py_None, *go = Py_None,
                                                       *vo = Py_None;
-    int reduction = 0, from_logits = 0;
-    double ls = 0, delta = 1;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO|OOOOipdd", kwlist, &kind_o, &yo, &zo, &ao,
+    PyObject *reduction = NULL, *ls = NULL, *delta = NULL;
+    int from_logits = 0;
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOOOO|OOOOOpOO", kwlist, &kind_o, &yo, &zo, &ao,
                                      &act_o, &param_o, &wo, &go, &vo, &reduction, &from_logits, &ls,
                                      &delta))
         return NULL;
@@ -270,17 +271,14 @@ PyDoc_STRVAR(check_targets_doc,
 static PyObject *py_check_targets(PyObject *self, PyObject *args, PyObject *kwargs)
 {
     static char *kwlist[] = {"kind", "y_true", "n_classes", "strict", NULL};
-    PyObject *kind_o, *yo;
-    Py_ssize_t C;
+    PyObject *kind_o, *yo, *C_o;
+    long long C;
     int strict = 1, kind;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOn|p", kwlist, &kind_o, &yo, &C, &strict))
+    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OOO|p", kwlist, &kind_o, &yo, &C_o, &strict))
         return NULL;
-    if (parse_code(kind_o, "kind", FO_N_LOSS, &kind) < 0)
+    if (parse_code(kind_o, "kind", FO_N_LOSS, &kind) < 0 ||
+        parse_int(C_o, "n_classes", 1, PY_SSIZE_T_MAX, &C) < 0)
         return NULL;
-    if (C < 1) {
-        PyErr_Format(PyExc_ValueError, "n_classes must be >= 1, got %zd", C);
-        return NULL;
-    }
     int typenum = float_typenum(yo, "y_true");
     if (typenum < 0)
         return NULL;
@@ -302,7 +300,6 @@ PyDoc_STRVAR(metrics_update_doc,
              "(kind, threshold, k), in one pass over the rows of y_pred (B, C).  y_true is\n"
              "(B, C), or (B,)/(B, 1) class indices for sparse_categorical_accuracy.");
 
-#define FO_MAX_METRICS 32
 
 static PyObject *py_metrics_update(PyObject *self, PyObject *args, PyObject *kwargs)
 {
@@ -361,13 +358,12 @@ static PyObject *py_metrics_update(PyObject *self, PyObject *args, PyObject *kwa
             ok = 0;
             break;
         }
-        k = PyLong_AsSsize_t(k_o);
-        if ((k == -1 && PyErr_Occurred()) || k < 1) {
-            PyErr_Clear();
-            PyErr_Format(PyExc_ValueError, "k must be an int >= 1, got %R", k_o);
+        long long kk;
+        if (parse_int(k_o, "k", 1, PY_SSIZE_T_MAX, &kk) < 0) {
             ok = 0;
             break;
         }
+        k = (Py_ssize_t)kk;
         specs[i].k = (size_t)k;
         const int sparse = specs[i].kind == FO_METRIC_SPARSE_CATEGORICAL_ACCURACY;
         if (sparse ? ycols != 1 : ycols != C) {

@@ -27,7 +27,6 @@
 #include <string.h>
 #include <time.h>
 
-#define FO_MAX_STEP ((int64_t)1 << 53)
 /* workspaces up to this size are kept by a Network between calls */
 #define FO_KEEP_WORK ((size_t)1 << 20)
 
@@ -98,64 +97,101 @@ static int take_gil(py_ctl *p)
 /* the spec                                                            */
 /* ------------------------------------------------------------------ */
 
-/* spec = (units, activations, use_bias, l1, l2): units has n_layers + 1 entries */
+/* spec = (units, activations, use_bias, l1, l2[, act_params, dropout, noise]):
+ * units has n_layers + 1 entries, the others n_layers */
 static int parse_net(PyObject *spec, fo_net *net)
 {
-    PyObject *units, *acts, *bias, *l1, *l2;
+    PyObject *units, *acts, *bias, *l1, *l2, *params = NULL, *drop = NULL, *noise = NULL;
     if (!PyTuple_Check(spec)) {
-        PyErr_SetString(PyExc_TypeError, "spec must be (units, activations, use_bias, l1, l2)");
+        PyErr_SetString(PyExc_TypeError, "spec must be (units, activations, use_bias, l1, l2"
+                                         "[, act_params, dropout, noise])");
         return -1;
     }
-    if (!PyArg_ParseTuple(spec, "O!O!O!O!O!;spec must be (units, activations, use_bias, l1, l2)",
+    if (!PyArg_ParseTuple(spec, "O!O!O!O!O!|O!O!O!;spec must be (units, activations, use_bias, l1, l2"
+                                "[, act_params, dropout, noise])",
                           &PyTuple_Type, &units, &PyTuple_Type, &acts, &PyTuple_Type, &bias,
-                          &PyTuple_Type, &l1, &PyTuple_Type, &l2))
+                          &PyTuple_Type, &l1, &PyTuple_Type, &l2, &PyTuple_Type, &params,
+                          &PyTuple_Type, &drop, &PyTuple_Type, &noise))
         return -1;
     memset(net, 0, sizeof(*net));
     Py_ssize_t L = PyTuple_GET_SIZE(acts);
+    if ((params != NULL) != (noise != NULL)) {
+        PyErr_SetString(PyExc_ValueError, "spec: act_params, dropout and noise come together");
+        return -1;
+    }
     if (L < 1 || L > FO_MAX_LAYERS || PyTuple_GET_SIZE(units) != L + 1 ||
-        PyTuple_GET_SIZE(bias) != L || PyTuple_GET_SIZE(l1) != L || PyTuple_GET_SIZE(l2) != L) {
+        PyTuple_GET_SIZE(bias) != L || PyTuple_GET_SIZE(l1) != L || PyTuple_GET_SIZE(l2) != L ||
+        (params && (PyTuple_GET_SIZE(params) != L || PyTuple_GET_SIZE(drop) != L ||
+                    PyTuple_GET_SIZE(noise) != L))) {
         PyErr_Format(PyExc_ValueError, "spec: a network has 1 to %d layers, with one more unit "
                                        "count than layers", FO_MAX_LAYERS);
         return -1;
     }
     net->n_layers = (size_t)L;
     for (Py_ssize_t i = 0; i <= L; i++) {
-        Py_ssize_t u = PyLong_AsSsize_t(PyTuple_GET_ITEM(units, i));
-        if (u == -1 && PyErr_Occurred())
+        long long u;
+        if (parse_int(PyTuple_GET_ITEM(units, i), "spec: units", LLONG_MIN, LLONG_MAX, &u) < 0)
             return -1;
         if (u < 1) {
             PyErr_Format(PyExc_ValueError, "spec: units[%zd] must be positive", i);
             return -1;
         }
         if (u > INT32_MAX) {
-            PyErr_Format(PyExc_ValueError, "spec: units[%zd] = %zd is too large", i, u);
+            PyErr_Format(PyExc_ValueError, "spec: units[%zd] = %lld is too large", i, u);
             return -1;
         }
         net->units[i] = (size_t)u;
     }
     for (Py_ssize_t i = 0; i < L; i++) {
-        long a = PyLong_AsLong(PyTuple_GET_ITEM(acts, i));
-        int b = PyObject_IsTrue(PyTuple_GET_ITEM(bias, i));
-        double r1 = PyFloat_AsDouble(PyTuple_GET_ITEM(l1, i));
-        double r2 = PyFloat_AsDouble(PyTuple_GET_ITEM(l2, i));
-        if (PyErr_Occurred() || b < 0)
+        int a, b = PyObject_IsTrue(PyTuple_GET_ITEM(bias, i));
+        double r1, r2;
+        if (b < 0 || parse_code(PyTuple_GET_ITEM(acts, i), "spec: activation", FO_N_ACT, &a) < 0 ||
+            parse_real(PyTuple_GET_ITEM(l1, i), "spec: l1", &r1) < 0 ||
+            parse_real(PyTuple_GET_ITEM(l2, i), "spec: l2", &r2) < 0)
             return -1;
-        if (a < 0 || a >= FO_N_ACT) { /* checked as a long: 2**32 is not 0 */
-            PyErr_Format(PyExc_ValueError, "unknown activation code %ld", a);
-            return -1;
-        }
-        if (check_act((int)a) < 0) /* one the training loop runs */
+        if (check_act(a) < 0) /* one the training loop runs */
             return -1;
         if (!(r1 >= 0) || !(r2 >= 0) || isinf(r1) || isinf(r2)) {
             PyErr_SetString(PyExc_ValueError, "spec: regularization factors must be finite and >= 0");
             return -1;
         }
-        net->act[i] = (int)a;
+        net->act[i] = a;
         net->use_bias[i] = b;
         net->l1[i] = r1;
         net->l2[i] = r2;
+        net->act_param[i] = fo_act_default_param((int)a);
+        if (params == NULL)
+            continue;
+        const double ap = PyFloat_AsDouble(PyTuple_GET_ITEM(params, i));
+        const double rate = PyFloat_AsDouble(PyTuple_GET_ITEM(drop, i));
+        const long nz = PyLong_AsLong(PyTuple_GET_ITEM(noise, i));
+        if (PyErr_Occurred())
+            return -1;
+        if (!fo_act_param_ok((int)a, ap)) {
+            PyErr_Format(PyExc_ValueError, "spec: act_params[%zd] = %R is not valid for activation %ld", i,
+                         PyTuple_GET_ITEM(params, i), a);
+            return -1;
+        }
+        if (!(rate >= 0 && rate < 1)) {
+            PyErr_Format(PyExc_ValueError, "spec: dropout[%zd] must be in [0, 1), got %R", i,
+                         PyTuple_GET_ITEM(drop, i));
+            return -1;
+        }
+        if (rate > 0 && i == L - 1) {
+            PyErr_SetString(PyExc_ValueError, "spec: the last layer's output cannot have dropout "
+                                              "(the loss reads it)");
+            return -1;
+        }
+        if (nz < FO_NOISE_FULL || nz > FO_NOISE_COLS) {
+            PyErr_Format(PyExc_ValueError, "spec: noise[%zd] must be 0 (full), 1 (rows) or 2 (columns)", i);
+            return -1;
+        }
+        net->act_param[i] = ap;
+        net->dropout[i] = rate;
+        net->noise[i] = (int)nz;
     }
-    net->loss = FO_LOSS_MSE;
+    net->loss = (fo_loss_spec){FO_LOSS_MSE, FO_REDUCE_SUM_OVER_BATCH_SIZE, 0, 0.0, 1.0};
+    net->ycols = net->units[L];
     /* the parameter count and a row of workspace must fit in memory's index
      * range, so that no size computed from them later wraps around */
     if (fo_net_layout(net) < 0 || net->n_params > (size_t)PY_SSIZE_T_MAX / 16 ||
@@ -263,8 +299,7 @@ static int weight_array(PyObject *o, int typenum, npy_intp n, int soft, PyArrayO
 static PyArrayObject *lr_array(PyObject *o, npy_intp count, double *one)
 {
     if (!PyArray_Check(o)) { /* a number */
-        *one = PyFloat_AsDouble(o);
-        if (*one == -1.0 && PyErr_Occurred())
+        if (parse_real(o, "learning_rate", one) < 0)
             return NULL;
         if (!(*one >= 0) || isinf(*one)) {
             PyErr_Format(PyExc_ValueError, "the learning rate must be finite and >= 0, got %R", o);
@@ -578,25 +613,120 @@ static PyObject *net_get_bound(NetObject *self, void *c)
 
 static PyObject *net_get_loss(NetObject *self, void *c)
 {
-    return PyLong_FromLong(self->net.loss);
+    return PyLong_FromLong(self->net.loss.kind);
 }
 
+/* Network.loss = code, or (code, reduction, from_logits, label_smoothing, delta)
+ * as fo.losses' c_spec gives it */
 static int net_set_loss(NetObject *self, PyObject *value, void *c)
 {
     if (value == NULL) {
         PyErr_SetString(PyExc_TypeError, "the loss cannot be deleted");
         return -1;
     }
-    const long code = PyLong_AsLong(value);
-    if (code == -1 && PyErr_Occurred())
-        return -1;
-    if (code != FO_LOSS_MSE) { /* the losses the training loop computes */
-        PyErr_Format(PyExc_ValueError, "loss code %ld: the training loop computes mean_squared_error "
-                                       "(code %d) only so far", code, FO_LOSS_MSE);
+    fo_loss_spec sp = {FO_LOSS_MSE, FO_REDUCE_SUM_OVER_BATCH_SIZE, 0, 0.0, 1.0};
+    long code, red = FO_REDUCE_SUM_OVER_BATCH_SIZE;
+    int logits = 0;
+    if (PyTuple_Check(value)) {
+        if (!PyArg_ParseTuple(value, "llpdd;loss must be a code or (code, reduction, from_logits, "
+                                     "label_smoothing, delta)",
+                              &code, &red, &logits, &sp.label_smoothing, &sp.delta))
+            return -1;
+    } else {
+        code = PyLong_AsLong(value);
+        if (code == -1 && PyErr_Occurred())
+            return -1;
+    }
+    if (code < 0 || code >= FO_N_LOSS) {
+        PyErr_Format(PyExc_ValueError, "unknown loss code %ld", code);
         return -1;
     }
-    self->net.loss = (int)code;
+    if (red < 0 || red >= FO_N_REDUCE) {
+        PyErr_Format(PyExc_ValueError, "unknown reduction code %ld", red);
+        return -1;
+    }
+    if (!(sp.label_smoothing >= 0 && sp.label_smoothing <= 1) || !(sp.delta > 0) || isinf(sp.delta)) {
+        PyErr_SetString(PyExc_ValueError, "loss: label_smoothing must be in [0, 1] and delta finite and > 0");
+        return -1;
+    }
+    sp.kind = (int)code;
+    sp.reduction = (int)red;
+    sp.from_logits = logits;
+    self->net.loss = sp;
+    self->net.ycols = code == FO_LOSS_SCCE ? 1 : self->net.units[self->net.n_layers];
     return 0;
+}
+
+static PyObject *net_get_ycols(NetObject *self, void *c)
+{
+    return PyLong_FromSize_t(self->net.ycols);
+}
+
+static PyObject *net_get_n_acc(NetObject *self, void *c)
+{
+    return PyLong_FromSize_t(self->net.n_acc);
+}
+
+/* Network.metrics = ((kind, threshold, k), ...), fo.metrics' c_spec of each */
+static int net_set_metrics(NetObject *self, PyObject *value, void *c)
+{
+    if (value == NULL || !PyTuple_Check(value)) {
+        PyErr_SetString(PyExc_TypeError, "metrics must be a tuple of (kind, threshold, k)");
+        return -1;
+    }
+    const Py_ssize_t n = PyTuple_GET_SIZE(value);
+    if (n > FO_MAX_METRICS) {
+        PyErr_Format(PyExc_ValueError, "at most %d metrics", FO_MAX_METRICS);
+        return -1;
+    }
+    fo_metric_spec m[FO_MAX_METRICS];
+    size_t n_acc = 0;
+    for (Py_ssize_t i = 0; i < n; i++) {
+        long kind;
+        Py_ssize_t k;
+        if (!PyArg_ParseTuple(PyTuple_GET_ITEM(value, i), "ldn;a metric is (kind, threshold, k)", &kind,
+                              &m[i].threshold, &k))
+            return -1;
+        if (kind < 0 || kind >= FO_N_METRIC || k < 0) {
+            PyErr_Format(PyExc_ValueError, "metrics[%zd]: unknown metric code %ld or k < 0", i, kind);
+            return -1;
+        }
+        m[i].kind = (int)kind;
+        m[i].k = (size_t)k;
+        n_acc += fo_metric_acc_size(&m[i], self->net.units[self->net.n_layers]);
+    }
+    memcpy(self->net.metric, m, sizeof m);
+    self->net.n_metrics = (size_t)n;
+    self->net.n_acc = n_acc;
+    return 0;
+}
+
+static PyObject *net_get_metrics(NetObject *self, void *c)
+{
+    PyObject *t = PyTuple_New((Py_ssize_t)self->net.n_metrics);
+    for (size_t i = 0; t && i < self->net.n_metrics; i++) {
+        const fo_metric_spec *m = &self->net.metric[i];
+        PyObject *e = Py_BuildValue("(ldn)", (long)m->kind, m->threshold, (Py_ssize_t)m->k);
+        if (e == NULL)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, (Py_ssize_t)i, e);
+    }
+    return t;
+}
+
+/* the metric sums of a call as a tuple of floats */
+static PyObject *acc_tuple(const double *acc, size_t n)
+{
+    PyObject *t = PyTuple_New((Py_ssize_t)n);
+    for (size_t i = 0; t && i < n; i++) {
+        PyObject *v = PyFloat_FromDouble(acc[i]);
+        if (v == NULL)
+            Py_CLEAR(t);
+        else
+            PyTuple_SET_ITEM(t, (Py_ssize_t)i, v);
+    }
+    return t;
 }
 
 /* the used slots of the optimizer's current hyperparameters are all there */
@@ -662,14 +792,11 @@ static PyObject *net_bind(NetObject *self, PyObject *args)
     PyObject *kind_o = PyObject_GetAttr(opt, str_kind);
     if (kind_o == NULL)
         return NULL;
-    long kind = PyLong_AsLong(kind_o);
+    int kind;
+    const int bad = parse_code(kind_o, "optimizer._kind", FO_N_OPTIM, &kind);
     Py_DECREF(kind_o);
-    if (kind == -1 && PyErr_Occurred())
+    if (bad < 0)
         return NULL;
-    if (kind < 0 || kind >= FO_N_OPTIM) {
-        PyErr_Format(PyExc_ValueError, "unknown optimizer kind %ld", kind);
-        return NULL;
-    }
     PyObject *step_o = PyObject_GetAttr(opt, str_step);
     if (step_o == NULL)
         return NULL;
@@ -890,10 +1017,28 @@ static int batch_arrays(NetObject *self, PyObject *const *args, int soft, PyArra
     const fo_net *net = &self->net;
     int r = data_array(args[0], "x", self->typenum, (npy_intp)net->units[0], -1, soft, x);
     if (r > 0)
-        r = data_array(args[1], "y", self->typenum, (npy_intp)net->units[net->n_layers],
-                       PyArray_DIM(*x, 0), soft, y);
+        r = data_array(args[1], "y", self->typenum, (npy_intp)net->ycols, PyArray_DIM(*x, 0), soft, y);
     if (r > 0)
         r = weight_array(args[2], self->typenum, PyArray_DIM(*x, 0), soft, sw);
+    if (r > 0 && net->loss.kind >= FO_LOSS_BCE) { /* targets the loss can take (fo.losses' check) */
+        const size_t B = (size_t)PyArray_DIM(*y, 0), C = net->units[net->n_layers];
+        const size_t bad = self->typenum == NPY_FLOAT32
+            ? fo_loss_check_targets_f32(PyArray_DATA(*y), B, net->ycols, C, net->loss.kind, 1)
+            : fo_loss_check_targets_f64(PyArray_DATA(*y), B, net->ycols, C, net->loss.kind, 1);
+        if (bad < B) {
+            if (soft)
+                return 0;
+            PyErr_Format(PyExc_ValueError,
+                         net->loss.kind == FO_LOSS_SCCE
+                             ? "y: row %zu is not a class index in [0, %zu)"
+                             : net->loss.kind == FO_LOSS_CCE
+                                   ? "y: row %zu is not a distribution over the %zu classes (entries >= 0 "
+                                     "summing to 1)"
+                                   : "y: row %zu has a target outside [0, 1] (%zu outputs)",
+                         bad, C);
+            return -1;
+        }
+    }
     return r;
 }
 
@@ -950,15 +1095,21 @@ static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssiz
     double loss;
     const void *swp = sw ? PyArray_DATA(sw) : NULL;
     Py_INCREF(params); /* kept while the GIL is released: another thread may rebind */
+    PyArrayObject *rng_a = (PyArrayObject *)Py_NewRef(self->rng);
+    fo_rng rng; /* dropout's masks come from the model's stream */
+    memcpy(rng.s, PyArray_DATA(rng_a), sizeof rng.s);
     py_ctl p;
     release_gil(&p, 3.0 * (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
         loss = fo_net_gradients_f32(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), swp,
-                                    PyArray_DATA(params), net, n, work, &st, &p.ctl);
+                                    PyArray_DATA(params), net, n, work, &st, NULL, &rng, &p.ctl);
     else
         loss = fo_net_gradients_f64(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), swp,
-                                    PyArray_DATA(params), net, n, work, &st, &p.ctl);
+                                    PyArray_DATA(params), net, n, work, &st, NULL, &rng, &p.ctl);
     const int stopped = take_gil(&p);
+    if (stopped == 0)
+        memcpy(PyArray_DATA(rng_a), rng.s, sizeof rng.s);
+    Py_DECREF(rng_a);
     Py_DECREF(params);
     work_give(self, work, owned);
     if (stopped < 0) {
@@ -975,9 +1126,10 @@ static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssiz
 }
 
 PyDoc_STRVAR(evaluate_doc,
-             "evaluate(x, y, sample_weight=None, soft=False) -> (loss, sse, sae)\n\n"
-             "The loss of x, y (sum_i w_i loss_i / n + penalties) and the sums of squared\n"
-             "and absolute errors of every output (unweighted).");
+             "evaluate(x, y, sample_weight=None, soft=False) -> (loss, sse, sae, acc)\n\n"
+             "The loss of x, y (the reduced loss + penalties), the sums of squared and\n"
+             "absolute errors of every output (unweighted) and the metrics' sums (a tuple\n"
+             "of n_acc floats), without dropout.");
 
 static PyObject *net_evaluate_m(NetObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -996,27 +1148,36 @@ static PyObject *net_evaluate_m(NetObject *self, PyObject *const *args, Py_ssize
     if (work == NULL)
         return NULL;
     fo_stats st = {0, 0, 0, 0};
-    double loss;
+    double loss, acc[FO_MAX_METRICS * 4 + 16];
+    double *accp = net->n_acc <= sizeof acc / sizeof acc[0] ? acc : PyMem_Calloc(net->n_acc, sizeof(double));
+    if (accp == NULL) {
+        work_give(self, work, owned);
+        return PyErr_NoMemory();
+    }
+    memset(accp, 0, net->n_acc * sizeof(double));
     const void *swp = sw ? PyArray_DATA(sw) : NULL;
     PyArrayObject *params = (PyArrayObject *)Py_NewRef(self->params); /* kept: see forward */
     py_ctl p;
     release_gil(&p, (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
         loss = fo_net_evaluate_f32(PyArray_DATA(x), PyArray_DATA(y), swp, PyArray_DATA(params), net, n,
-                                   work, &st, &p.ctl);
+                                   work, &st, accp, &p.ctl);
     else
         loss = fo_net_evaluate_f64(PyArray_DATA(x), PyArray_DATA(y), swp, PyArray_DATA(params), net, n,
-                                   work, &st, &p.ctl);
+                                   work, &st, accp, &p.ctl);
     const int stopped = take_gil(&p);
     Py_DECREF(params);
     work_give(self, work, owned);
-    if (stopped < 0)
+    PyObject *accs = stopped < 0 ? NULL : acc_tuple(accp, net->n_acc);
+    if (accp != acc)
+        PyMem_Free(accp);
+    if (accs == NULL)
         return NULL;
-    return Py_BuildValue("(ddd)", loss, st.sse, st.sae);
+    return Py_BuildValue("(dddN)", loss, st.sse, st.sae, accs);
 }
 
 PyDoc_STRVAR(train_on_batch_doc,
-             "train_on_batch(x, y, sample_weight, lr, soft=False) -> (loss, sse, sae, bad)\n\n"
+             "train_on_batch(x, y, sample_weight, lr, soft=False) -> (loss, sse, sae, bad, acc)\n\n"
              "One step on the batch x, y: forward, backward and the bound optimizer's update\n"
              "with learning rate lr (a float or a float64 array of 1), counted in its _step.\n"
              "loss is the batch's loss before the update; bad is nonzero when the loss or the\n"
@@ -1072,38 +1233,40 @@ static PyObject *net_train_on_batch(NetObject *self, PyObject *const *args, Py_s
         step_end(&held);
         return NULL;
     }
+    double acc[FO_MAX_METRICS * 4 + 16];
+    double *accp = net->n_acc <= sizeof acc / sizeof acc[0] ? acc : PyMem_Calloc(net->n_acc, sizeof(double));
+    if (accp == NULL) {
+        work_give(self, work, owned);
+        step_end(&held);
+        return PyErr_NoMemory();
+    }
+    memset(accp, 0, net->n_acc * sizeof(double));
+    PyArrayObject *rng_a = (PyArrayObject *)Py_NewRef(self->rng);
+    fo_rng rng; /* dropout's masks come from the model's stream */
+    memcpy(rng.s, PyArray_DATA(rng_a), sizeof rng.s);
     fo_data d = {PyArray_DATA(x), PyArray_DATA(y), sw ? PyArray_DATA(sw) : NULL, (size_t)n, (size_t)n,
-                 1, 0, NULL, NULL, 0};
+                 1, 0, NULL, &rng, 0};
     fo_stats st = {0, 0, 0, 0};
     fo_report rep;
     py_ctl p;
     release_gil(&p, 3.0 * (double)n * (double)net->n_params);
     if (self->typenum == NPY_FLOAT32)
         rep = fo_net_train_f32(PyArray_DATA(params), PyArray_DATA(grads), &o, &d, net, 1, work, &st,
-                               &self->tob_start, &p.ctl);
+                               accp, &self->tob_start, &p.ctl);
     else
         rep = fo_net_train_f64(PyArray_DATA(params), PyArray_DATA(grads), &o, &d, net, 1, work, &st,
-                               &self->tob_start, &p.ctl);
+                               accp, &self->tob_start, &p.ctl);
     const int stopped = take_gil(&p);
+    memcpy(PyArray_DATA(rng_a), rng.s, sizeof rng.s);
+    Py_DECREF(rng_a);
     work_give(self, work, owned);
     step_end(&held);
-    if (stopped < 0)
+    PyObject *accs = stopped < 0 ? NULL : acc_tuple(accp, net->n_acc);
+    if (accp != acc)
+        PyMem_Free(accp);
+    if (accs == NULL)
         return NULL;
-    PyObject *res = PyTuple_New(4);
-    if (res == NULL)
-        return NULL;
-    PyObject *items[4] = {PyFloat_FromDouble(rep.loss), PyFloat_FromDouble(st.sse),
-                          PyFloat_FromDouble(st.sae), PyLong_FromLong(rep.bad)};
-    for (int i = 0; i < 4; i++) {
-        if (items[i] == NULL) {
-            for (int j = i; j < 4; j++)
-                Py_XDECREF(items[j]);
-            Py_DECREF(res);
-            return NULL;
-        }
-        PyTuple_SET_ITEM(res, i, items[i]);
-    }
-    return res;
+    return Py_BuildValue("(dddiN)", rep.loss, st.sse, st.sae, rep.bad, accs);
 }
 
 PyDoc_STRVAR(batches_doc,
@@ -1114,10 +1277,12 @@ PyDoc_STRVAR(batches_doc,
 
 static PyObject *net_batches(NetObject *self, PyObject *args)
 {
-    PyObject *xo, *yo, *swo;
-    Py_ssize_t batch, steps = 0;
+    PyObject *xo, *yo, *swo, *batch_o, *steps_o = NULL;
+    long long batch, steps = 0;
     int shuffle;
-    if (!PyArg_ParseTuple(args, "OOOnp|n", &xo, &yo, &swo, &batch, &shuffle, &steps))
+    if (!PyArg_ParseTuple(args, "OOOOp|O", &xo, &yo, &swo, &batch_o, &shuffle, &steps_o) ||
+        parse_int(batch_o, "batch_size", 1, PY_SSIZE_T_MAX, &batch) < 0 ||
+        (steps_o && parse_int(steps_o, "steps_per_epoch", 0, PY_SSIZE_T_MAX, &steps) < 0))
         return NULL;
     PyObject *argv[3] = {xo, yo, swo};
     PyArrayObject *x, *y, *sw;
@@ -1125,7 +1290,7 @@ static PyObject *net_batches(NetObject *self, PyObject *args)
         return NULL;
     const npy_intp n = PyArray_DIM(x, 0);
     if (batch < 1) {
-        PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %zd", batch);
+        PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %lld", batch);
         return NULL;
     }
     if (batch > n)
@@ -1133,7 +1298,7 @@ static PyObject *net_batches(NetObject *self, PyObject *args)
     const npy_intp all = (n + batch - 1) / batch;
     if (steps < 0 || steps > all) {
         PyErr_Format(PyExc_ValueError, "steps_per_epoch must be in [1, %zd] (the batches of one "
-                                       "epoch), got %zd", all, steps);
+                                       "epoch), got %lld", all, steps);
         return NULL;
     }
     if (workspace_size(&self->net, (size_t)batch, "batch_size") == (size_t)-1)
@@ -1163,8 +1328,9 @@ static PyObject *net_batches(NetObject *self, PyObject *args)
 PyDoc_STRVAR(train_doc,
              "train(batches, n_steps, lr, stats) -> (steps, bad_step, bad, loss)\n\n"
              "n_steps steps of the bound optimizer over batches, from where it stands.  lr:\n"
-             "float64 array of 1 or n_steps learning rates.  stats: float64 (epochs, 4), row e\n"
-             "adds (loss*rows, sse, sae, penalty*rows) of the e-th epoch the call touches.\n"
+             "float64 array of 1 or n_steps learning rates.  stats: float64 (epochs, 4 + n_acc),\n"
+             "row e adds (loss*rows, sse, sae, penalty*rows, metric sums...) of the e-th epoch\n"
+             "the call touches.\n"
              "bad_step: the first step (of this call) whose loss was non-finite or 1e6x the\n"
              "run's first, or -1 (or, bad == 3, the last step if the parameters are not\n"
              "finite); loss: the last step's.  On an interrupt every step taken is counted.");
@@ -1172,9 +1338,10 @@ PyDoc_STRVAR(train_doc,
 static PyObject *net_train(NetObject *self, PyObject *args)
 {
     BatchesObject *b;
-    Py_ssize_t n_steps;
-    PyObject *lro, *stats_o;
-    if (!PyArg_ParseTuple(args, "O!nOO", &BatchesType, &b, &n_steps, &lro, &stats_o))
+    long long n_steps;
+    PyObject *lro, *stats_o, *n_steps_o;
+    if (!PyArg_ParseTuple(args, "O!OOO", &BatchesType, &b, &n_steps_o, &lro, &stats_o) ||
+        parse_int(n_steps_o, "n_steps", LLONG_MIN, PY_SSIZE_T_MAX, &n_steps) < 0)
         return NULL;
     if (self->opt == NULL) {
         PyErr_SetString(PyExc_ValueError, "train: the network is not bound to an optimizer");
@@ -1189,7 +1356,7 @@ static PyObject *net_train(NetObject *self, PyObject *args)
         return NULL;
     }
     if (n_steps < 0) {
-        PyErr_Format(PyExc_ValueError, "n_steps must be >= 0, got %zd", n_steps);
+        PyErr_Format(PyExc_ValueError, "n_steps must be >= 0, got %lld", n_steps);
         return NULL;
     }
     fo_data *d = &b->data;
@@ -1202,7 +1369,8 @@ static PyObject *net_train(NetObject *self, PyObject *args)
         return NULL;
     const double *lrp = (PyObject *)lr == Py_None ? &lr1 : PyArray_DATA(lr);
     const npy_intp n_lr = (PyObject *)lr == Py_None ? 1 : PyArray_SIZE(lr);
-    PyArrayObject *stats = exact_2d(stats_o, "stats", NPY_FLOAT64, 1, -1, 4);
+    const size_t n_acc = self->net.n_acc;
+    PyArrayObject *stats = exact_2d(stats_o, "stats", NPY_FLOAT64, 1, -1, 4 + (npy_intp)n_acc);
     if (stats == NULL)
         return NULL;
     if (PyArray_DIM(stats, 0) < epochs) {
@@ -1226,16 +1394,23 @@ static PyObject *net_train(NetObject *self, PyObject *args)
     /* the kernel adds each step's sums to the rows in order, so an epoch split
      * over several calls sums as it would in one */
     fo_stats *per_epoch = PyMem_Calloc(epochs ? (size_t)epochs : 1, sizeof(fo_stats));
-    if (per_epoch == NULL)
+    double *per_acc = PyMem_Calloc(epochs && n_acc ? (size_t)epochs * n_acc : 1, sizeof(double));
+    if (per_epoch == NULL || per_acc == NULL) {
+        PyMem_Free(per_epoch);
+        PyMem_Free(per_acc);
         return PyErr_NoMemory();
+    }
     for (npy_intp e = 0; e < epochs; e++) {
         const double *row = (const double *)PyArray_GETPTR2(stats, e, 0);
         per_epoch[e] = (fo_stats){.loss = row[0], .sse = row[1], .sae = row[2], .penalty = row[3]};
+        for (size_t k = 0; k < n_acc; k++)
+            per_acc[(size_t)e * n_acc + k] = row[4 + k];
     }
     fo_opt o;
     held_refs held;
     if (step_begin(self, &o, (size_t)n_steps, &held) < 0) { /* the lock is held from here */
         PyMem_Free(per_epoch);
+        PyMem_Free(per_acc);
         return NULL;
     }
     o.lr = lrp;
@@ -1246,6 +1421,7 @@ static PyObject *net_train(NetObject *self, PyObject *args)
     if (work == NULL) {
         step_end(&held);
         PyMem_Free(per_epoch);
+        PyMem_Free(per_acc);
         return NULL;
     }
     b->busy = 1;
@@ -1257,10 +1433,10 @@ static PyObject *net_train(NetObject *self, PyObject *args)
     release_gil(&p, 3.0 * (double)n_steps * (double)d->batch * (double)self->net.n_params);
     if (self->typenum == NPY_FLOAT32)
         rep = fo_net_train_f32(PyArray_DATA(params), PyArray_DATA(grads), &o, d, &self->net,
-                               (size_t)n_steps, work, per_epoch, &b->loss_start, &p.ctl);
+                               (size_t)n_steps, work, per_epoch, per_acc, &b->loss_start, &p.ctl);
     else
         rep = fo_net_train_f64(PyArray_DATA(params), PyArray_DATA(grads), &o, d, &self->net,
-                               (size_t)n_steps, work, per_epoch, &b->loss_start, &p.ctl);
+                               (size_t)n_steps, work, per_epoch, per_acc, &b->loss_start, &p.ctl);
     const int stopped = take_gil(&p);
     d->rng = NULL;
     memcpy(PyArray_DATA(rng_a), rng.s, sizeof rng.s);
@@ -1273,8 +1449,11 @@ static PyObject *net_train(NetObject *self, PyObject *args)
         row[1] = per_epoch[e].sse;
         row[2] = per_epoch[e].sae;
         row[3] = per_epoch[e].penalty;
+        for (size_t k = 0; k < n_acc; k++)
+            row[4 + k] = per_acc[(size_t)e * n_acc + k];
     }
     PyMem_Free(per_epoch);
+    PyMem_Free(per_acc);
     if (stopped < 0)
         return NULL;
     return Py_BuildValue("(nLid)", (Py_ssize_t)rep.done, (long long)rep.bad_step, rep.bad, rep.loss);
@@ -1302,7 +1481,13 @@ static PyGetSetDef net_getset[] = {
      NULL},
     {"bound", (getter)net_get_bound, NULL, "whether bind() gave it buffers and an optimizer", NULL},
     {"loss", (getter)net_get_loss, (setter)net_set_loss,
-     "the loss code (LOSS_MSE, ...) the batch loss and its gradient use", NULL},
+     "the loss code (LOSS_MSE, ...) the batch loss and its gradient use; set a code or fo.losses' "
+     "c_spec (code, reduction, from_logits, label_smoothing, delta)", NULL},
+    {"ycols", (getter)net_get_ycols, NULL, "columns of y: 1 (class indices) for sparse CE, else the outputs",
+     NULL},
+    {"metrics", (getter)net_get_metrics, (setter)net_set_metrics,
+     "the metrics ((kind, threshold, k), ...) summed per batch in C", NULL},
+    {"n_acc", (getter)net_get_n_acc, NULL, "doubles of the metrics' sums", NULL},
     {NULL, NULL, NULL, NULL, NULL}};
 
 static PyTypeObject NetType = {
@@ -1401,10 +1586,11 @@ int fo_net_add_types(PyObject *module)
 
 static PyObject *py_net_sizes(PyObject *self, PyObject *args)
 {
-    PyObject *spec;
-    Py_ssize_t B;
+    PyObject *spec, *B_o;
+    long long B;
     fo_net net;
-    if (!PyArg_ParseTuple(args, "On", &spec, &B) || parse_net(spec, &net) < 0)
+    if (!PyArg_ParseTuple(args, "OO", &spec, &B_o) || parse_net(spec, &net) < 0 ||
+        parse_int(B_o, "batch rows", LLONG_MIN, PY_SSIZE_T_MAX, &B) < 0)
         return NULL;
     if (B < 0) {
         PyErr_SetString(PyExc_ValueError, "batch rows must be >= 0");
@@ -1525,10 +1711,12 @@ static PyObject *py_net_gradients(PyObject *self, PyObject *args)
     release_gil(&p, 3.0 * (double)B * (double)net->n_params);
     if (na.typenum == NPY_FLOAT32)
         fo_net_gradients_f32(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), NULL,
-                             PyArray_DATA(na.params), net, B, PyArray_DATA(work), &st, &p.ctl);
+                             PyArray_DATA(na.params), net, B, PyArray_DATA(work), &st, NULL, NULL,
+                             &p.ctl);
     else
         fo_net_gradients_f64(PyArray_DATA(g), PyArray_DATA(x), PyArray_DATA(y), NULL,
-                             PyArray_DATA(na.params), net, B, PyArray_DATA(work), &st, &p.ctl);
+                             PyArray_DATA(na.params), net, B, PyArray_DATA(work), &st, NULL, NULL,
+                             &p.ctl);
     if (take_gil(&p) < 0)
         return NULL;
     return stats_tuple(&st);
@@ -1547,16 +1735,20 @@ PyDoc_STRVAR(train_epoch_doc,
 static PyObject *py_train_epoch(PyObject *self, PyObject *args)
 {
     PyObject *po, *go, *slots_o, *hyper_o, *lro, *xo, *yo, *spec, *permo, *rngo, *wo;
+    PyObject *kind_o, *iteration_o, *batch_o, *epochs_o = NULL;
     int kind, shuffle;
-    long long iteration;
-    Py_ssize_t batch, epochs = 1;
+    long long iteration, batch, epochs = 1;
     PyObject *stats_o = Py_None;
-    if (!PyArg_ParseTuple(args, "OOO!iOOLOOnOOOpO|nO", &po, &go, &PyTuple_Type, &slots_o, &kind,
-                          &hyper_o, &lro, &iteration, &xo, &yo, &batch, &spec, &permo, &rngo,
-                          &shuffle, &wo, &epochs, &stats_o))
+    if (!PyArg_ParseTuple(args, "OOO!OOOOOOOOOOpO|OO", &po, &go, &PyTuple_Type, &slots_o, &kind_o,
+                          &hyper_o, &lro, &iteration_o, &xo, &yo, &batch_o, &spec, &permo, &rngo,
+                          &shuffle, &wo, &epochs_o, &stats_o) ||
+        parse_code(kind_o, "kind", FO_N_OPTIM, &kind) < 0 ||
+        parse_int(iteration_o, "iteration", LLONG_MIN, LLONG_MAX, &iteration) < 0 ||
+        parse_int(batch_o, "batch_size", LLONG_MIN, PY_SSIZE_T_MAX, &batch) < 0 ||
+        (epochs_o && parse_int(epochs_o, "epochs", LLONG_MIN, PY_SSIZE_T_MAX, &epochs) < 0))
         return NULL;
     if (epochs < 1) {
-        PyErr_Format(PyExc_ValueError, "epochs must be >= 1, got %zd", epochs);
+        PyErr_Format(PyExc_ValueError, "epochs must be >= 1, got %lld", epochs);
         return NULL;
     }
     net_args na;
@@ -1575,7 +1767,7 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
         return NULL;
     }
     if (batch < 1) {
-        PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %zd", batch);
+        PyErr_Format(PyExc_ValueError, "batch_size must be >= 1, got %lld", batch);
         return NULL;
     }
     PyArrayObject *x = na.x;
@@ -1593,7 +1785,7 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
     const npy_intp steps = n == 0 ? 0 : (n + batch - 1) / batch;
     if (PyArray_SIZE(lr) != 1 && (steps > PY_SSIZE_T_MAX / epochs || PyArray_SIZE(lr) != steps * epochs)) {
         PyErr_Format(PyExc_ValueError, "lr must have 1 or %zd (steps x epochs) entries, got %zd",
-                     steps * epochs, PyArray_SIZE(lr));
+                     (Py_ssize_t)(steps * epochs), PyArray_SIZE(lr));
         return NULL;
     }
     PyArrayObject *stats = NULL;
@@ -1660,10 +1852,12 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
         release_gil(&p, 3.0 * (double)(steps * epochs) * (double)rows * (double)net->n_params);
         if (tn == NPY_FLOAT32)
             rep = fo_net_train_f32(PyArray_DATA(na.params), PyArray_DATA(g), &o, &d, net,
-                                   (size_t)(steps * epochs), PyArray_DATA(work), per_epoch, &start, &p.ctl);
+                                   (size_t)(steps * epochs), PyArray_DATA(work), per_epoch, NULL, &start,
+                                   &p.ctl);
         else
             rep = fo_net_train_f64(PyArray_DATA(na.params), PyArray_DATA(g), &o, &d, net,
-                                   (size_t)(steps * epochs), PyArray_DATA(work), per_epoch, &start, &p.ctl);
+                                   (size_t)(steps * epochs), PyArray_DATA(work), per_epoch, NULL, &start,
+                                   &p.ctl);
         stopped = take_gil(&p);
     }
     memcpy(PyArray_DATA(rng), state.s, sizeof state.s);
@@ -1690,10 +1884,18 @@ static PyObject *py_train_epoch(PyObject *self, PyObject *args)
 
 static PyObject *py_rng_seed(PyObject *self, PyObject *args)
 {
-    PyObject *so;
-    unsigned long long seed;
-    if (!PyArg_ParseTuple(args, "OK", &so, &seed))
+    PyObject *so, *seed_o;
+    if (!PyArg_ParseTuple(args, "OO", &so, &seed_o))
         return NULL;
+    if (PyBool_Check(seed_o) || !PyLong_Check(seed_o)) {
+        PyErr_Format(PyExc_TypeError, "seed must be an int, got %.100s", Py_TYPE(seed_o)->tp_name);
+        return NULL;
+    }
+    const unsigned long long seed = PyLong_AsUnsignedLongLong(seed_o);
+    if (seed == (unsigned long long)-1 && PyErr_Occurred()) {
+        PyErr_Format(PyExc_ValueError, "seed must be in [0, 2**64), got %R", seed_o);
+        return NULL;
+    }
     PyArrayObject *s = exact_array(so, "rng_state", NPY_UINT64, 1, 4);
     if (!s)
         return NULL;

@@ -21,7 +21,6 @@
 
 #define FO_STACK_VARS 8 /* updates of up to this many variables need no heap */
 #define FO_FAST_VARS 16 /* the fast path takes up to this many variables */
-#define FO_MAX_STEP ((int64_t)1 << 53)
 /* steps of fewer elements keep the GIL (releasing and taking it back costs
  * more than such a step; NumPy draws the line near 500 elements) */
 #define FO_GIL_FREE_MIN 4096
@@ -315,8 +314,7 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
     fo_optim_hyper h;
     if (parse_code(args[0], "optimizer kind", FO_N_OPTIM, &kind) < 0 || parse_hyper(args[4], &h) < 0)
         return NULL;
-    h.learning_rate = PyFloat_AsDouble(args[5]);
-    if (h.learning_rate == -1.0 && PyErr_Occurred())
+    if (parse_real(args[5], "learning_rate", &h.learning_rate) < 0)
         return NULL;
     if (!(h.learning_rate >= 0) || !isfinite(h.learning_rate)) {
         PyErr_Format(PyExc_ValueError, "learning_rate must be finite and >= 0, got %R", args[5]);
@@ -324,15 +322,9 @@ static PyObject *py_optim_update(PyObject *self, PyObject *const *args, Py_ssize
     }
     PyArrayObject *step = NULL;
     if (PyLong_Check(args[6])) {
-        int overflow = 0;
-        long long it = PyLong_AsLongLongAndOverflow(args[6], &overflow);
-        if (it == -1 && PyErr_Occurred())
+        long long it;
+        if (parse_int(args[6], "iteration", 0, FO_MAX_STEP - 1, &it) < 0)
             return NULL;
-        if (overflow || it < 0 || it >= FO_MAX_STEP) {
-            PyErr_Format(PyExc_ValueError, "iteration must be an integer in [0, 2**53), got %R",
-                         args[6]);
-            return NULL;
-        }
         h.iteration = it;
     } else {
         if (!(step = step_array(args[6])))
@@ -1105,14 +1097,8 @@ static PyObject *py_optim_commit(PyObject *self, PyObject *const *args, Py_ssize
     if (nargs > 2 && args[2] != Py_None) {
         if (!(step = exact_array(args[2], "step", NPY_INT64, 1, 1)))
             return NULL;
-        value = nargs > 3 ? PyLong_AsLongLong(args[3]) : 0;
-        if (value == -1 && PyErr_Occurred())
+        if (nargs > 3 && parse_int(args[3], "iterations", 0, FO_MAX_STEP, &value) < 0)
             return NULL;
-        if (value < 0 || value > FO_MAX_STEP) {
-            PyErr_Format(PyExc_ValueError, "iterations must be an integer in [0, 2**53], got %lld",
-                         value);
-            return NULL;
-        }
     }
     for (Py_ssize_t i = 0; i < PyList_GET_SIZE(copies); i++) {
         PyObject *c = PyList_GET_ITEM(copies, i);

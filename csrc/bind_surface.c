@@ -24,9 +24,15 @@ static PyArrayObject *grid_axis(PyObject *o, const char *name)
 }
 
 /* two penalty factors, each finite and >= 0 */
-static int penalty_pair(double f[2], const char *name)
+static int penalty_pair(PyObject *o, double f[2], const char *name)
 {
+    if (!PyTuple_Check(o) || PyTuple_GET_SIZE(o) != 2) {
+        PyErr_Format(PyExc_TypeError, "%s must be a pair of numbers", name);
+        return -1;
+    }
     for (int k = 0; k < 2; k++) {
+        if (parse_real(PyTuple_GET_ITEM(o, k), name, &f[k]) < 0)
+            return -1;
         if (!(f[k] >= 0) || isinf(f[k])) {
             PyErr_Format(PyExc_ValueError, "%s[%d] must be finite and >= 0, got %g", name, k, f[k]);
             return -1;
@@ -44,10 +50,10 @@ PyDoc_STRVAR(lsq2_surface_doc,
 
 static PyObject *py_lsq2_surface(PyObject *self, PyObject *args)
 {
-    PyObject *oo, *ao, *yo, *p0o, *p1o;
+    PyObject *oo, *ao, *yo, *p0o, *p1o, *l1o, *l2o;
     double l1[2], l2[2];
-    if (!PyArg_ParseTuple(args, "OOOOO(dd)(dd)", &oo, &ao, &yo, &p0o, &p1o, &l1[0], &l1[1],
-                          &l2[0], &l2[1]))
+    if (!PyArg_ParseTuple(args, "OOOOOOO", &oo, &ao, &yo, &p0o, &p1o, &l1o, &l2o) ||
+        penalty_pair(l1o, l1, "l1") < 0 || penalty_pair(l2o, l2, "l2") < 0)
         return NULL;
     int tn = float_typenum(ao, "a");
     PyArrayObject *a = tn < 0 ? NULL : exact_2d(ao, "a", tn, 0, -1, 2);
@@ -56,7 +62,7 @@ static PyObject *py_lsq2_surface(PyObject *self, PyObject *args)
     PyArrayObject *p1 = p0 ? grid_axis(p1o, "p1") : NULL;
     PyArrayObject *out = p1 ? exact_2d(oo, "out", NPY_FLOAT64, 1, PyArray_DIM(p1, 0),
                                        PyArray_DIM(p0, 0)) : NULL;
-    if (!out || penalty_pair(l1, "l1") < 0 || penalty_pair(l2, "l2") < 0)
+    if (!out)
         return NULL;
     const size_t n = (size_t)PyArray_DIM(a, 0);
     if (n == 0) {

@@ -32,6 +32,9 @@ extern PyObject *np_too_hard;
 /* the work bound of the overlap checks: elements sorted, or NumPy's max_work */
 #define FO_OVERLAP_MAX_WORK ((size_t)1 << 20)
 
+/* step counts (iterations) are integers in [0, FO_MAX_STEP]: exact in a double */
+#define FO_MAX_STEP ((int64_t)1 << 53)
+
 /* FO_F32 / FO_F64 for NPY_FLOAT32 / NPY_FLOAT64, else -1 */
 int dtype_code(int typenum);
 /* an array exactly of `typenum`, C-contiguous, aligned, native, writeable when
@@ -54,7 +57,7 @@ int fo_internal_overlap(int nd, const npy_intp *dims, const npy_intp *strides, n
                         size_t max_work);
 /* fail unless arrs[0..n_out) share no memory with any other of arrs[0..n) */
 int check_disjoint(PyArrayObject **arrs, const char **names, int n_out, int n);
-/* an activation code the training loop runs (not those that need z: fo_act_needs_z) */
+/* an activation code the training loop runs (every one: it keeps z where fo_act_needs_z) */
 int check_act(int act);
 int check_kind(long long kind);
 /* a slot tuple of FO_KIND_SLOTS or FO_MAX_SLOTS entries into items (borrowed, None padded) */
@@ -65,6 +68,8 @@ int parse_hyper(PyObject *t, fo_optim_hyper *h);
 
 /* a code in [0, n) from a Python int, checked before any narrowing; TypeError/ValueError naming `name` */
 int parse_code(PyObject *o, const char *name, int n, int *code);
+/* a Python int (not a bool) in [lo, hi], checked before any narrowing; TypeError/ValueError naming `name` */
+int parse_int(PyObject *o, const char *name, long long lo, long long hi, long long *v);
 /* a Python real number (not a bool) as double; TypeError naming `name` */
 int parse_real(PyObject *o, const char *name, double *v);
 /* 1 if v is finite, and still so when rounded to float32 for NPY_FLOAT32 */

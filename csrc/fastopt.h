@@ -230,11 +230,74 @@ size_t fo_gemm_partition(size_t M, size_t N, size_t K, int *along_n);
 FO_DECLARE_DENSE(float, f32)
 FO_DECLARE_DENSE(double, f64)
 
+/* loss codes (Keras 3 names) and reductions (Keras' `reduction`) */
+enum {
+    FO_LOSS_MSE = 0,      /* mean_squared_error */
+    FO_LOSS_MAE = 1,      /* mean_absolute_error */
+    FO_LOSS_HUBER = 2,    /* huber (delta) */
+    FO_LOSS_LOG_COSH = 3, /* log_cosh */
+    FO_LOSS_BCE = 4,      /* binary_crossentropy (from_logits, label_smoothing) */
+    FO_LOSS_CCE = 5,      /* categorical_crossentropy (from_logits, label_smoothing) */
+    FO_LOSS_SCCE = 6,     /* sparse_categorical_crossentropy (from_logits) */
+    FO_N_LOSS = 7
+};
+enum {
+    FO_REDUCE_SUM_OVER_BATCH_SIZE = 0, /* sum_b w_b l_b / B (also Keras' "mean") */
+    FO_REDUCE_SUM = 1,                 /* sum_b w_b l_b */
+    FO_REDUCE_MEAN_WITH_SAMPLE_WEIGHT = 2, /* sum_b w_b l_b / sum_b w_b (0 if that is 0) */
+    FO_REDUCE_NONE = 3,                /* per-sample w_b l_b; the gradient is that of their sum */
+    FO_N_REDUCE = 4
+};
+
+/* Keras' backend.epsilon(): probabilities are clipped to [eps, 1 - eps] */
+#define FO_LOSS_EPSILON 1e-7
+
+/* A loss as the training loop reads it.  l_b, the loss of row b of a (B, C)
+ * prediction, is the mean over the C outputs of the elementwise loss (MSE,
+ * MAE, Huber, log_cosh, BCE) or the cross-entropy of the row (CCE, SCCE). */
+typedef struct {
+    int kind;               /* FO_LOSS_* */
+    int reduction;          /* FO_REDUCE_* */
+    int from_logits;        /* BCE, CCE, SCCE: pred holds logits */
+    double label_smoothing; /* BCE: y (1 - ls) + ls / 2; CCE: y (1 - ls) + ls / C */
+    double delta;           /* Huber: quadratic for |e| <= delta, linear beyond */
+} fo_loss_spec;
+
+/* 1 if the last activation `act` followed by loss `s` is computed from the
+ * logits as one stable function (sigmoid + BCE, softmax + CCE/SCCE, both with
+ * from_logits == 0), so the loop skips the activation's backward pass */
+int fo_loss_fuses(const fo_loss_spec *s, int act);
+
+/* metric codes (Keras 3 names) for the per-batch sums of fo_metrics_update */
+enum {
+    FO_METRIC_MSE = 0,                  /* acc: [sum w_b mean_c e^2, sum w_b] */
+    FO_METRIC_MAE = 1,                  /* [sum w_b mean_c |e|, sum w_b] */
+    FO_METRIC_RMSE = 2,                 /* as MSE; the result is the square root */
+    FO_METRIC_ACCURACY = 3,             /* [sum w_b mean_c [y == p], sum w_b] */
+    FO_METRIC_BINARY_ACCURACY = 4,      /* [sum w_b mean_c [y == (p > threshold)], sum w_b] */
+    FO_METRIC_CATEGORICAL_ACCURACY = 5, /* [sum w_b [argmax y == argmax p], sum w_b] */
+    FO_METRIC_SPARSE_CATEGORICAL_ACCURACY = 6, /* [sum w_b [y_b == argmax p], sum w_b] */
+    FO_METRIC_TOP_K_CATEGORICAL_ACCURACY = 7,  /* [sum w_b [argmax y in top k of p], sum w_b] */
+    FO_METRIC_R2 = 8, /* per output c: sum w y, sum w y^2, sum w e^2, sum w; then #rows with w != 0 */
+    FO_N_METRIC = 9
+};
+
+typedef struct {
+    int kind;         /* FO_METRIC_* */
+    double threshold; /* binary_accuracy */
+    size_t k;         /* top_k_categorical_accuracy */
+} fo_metric_spec;
+
+/* doubles of accumulator a metric needs for C outputs (2, or 4 C + 1 for r2) */
+size_t fo_metric_acc_size(const fo_metric_spec *m, size_t C);
+
 /* ------------------------------------------------------------------ */
 /* the network: layout, loss, forward, gradients, the training loop    */
 /* ------------------------------------------------------------------ */
 
 #define FO_MAX_LAYERS 64
+#define FO_MAX_METRICS 32
+enum { FO_NOISE_FULL = 0, FO_NOISE_ROWS = 1, FO_NOISE_COLS = 2 };
 
 /* A stack of dense layers over one flat parameter buffer laid out in Keras'
  * get_weights() order: kernel0 (IN0,OUT0), bias0 (OUT0), kernel1, ...
@@ -246,7 +309,15 @@ typedef struct {
     int act[FO_MAX_LAYERS];
     int use_bias[FO_MAX_LAYERS];
     double l1[FO_MAX_LAYERS], l2[FO_MAX_LAYERS]; /* kernel regularizers (Keras' meaning) */
-    int loss; /* FO_LOSS_* (below): the batch loss dispatches on it; the loop runs MSE so far */
+    /* what the training loop adds to Keras' Dense stack (all 0 by default) */
+    double act_param[FO_MAX_LAYERS]; /* leaky_relu's slope, elu's alpha (fo_act_default_param) */
+    double dropout[FO_MAX_LAYERS];   /* inverted dropout of layer l's output while training, rate */
+    int noise[FO_MAX_LAYERS];        /* its mask: FO_NOISE_FULL, _ROWS (batch, 1), _COLS (1, features) */
+    fo_loss_spec loss;               /* the batch loss (fo_batch_loss) */
+    size_t ycols;                    /* columns of y: 1 (class indices) for SCCE, else units[L] */
+    size_t n_metrics;                /* metrics summed per batch (fo_metrics_update), unweighted */
+    fo_metric_spec metric[FO_MAX_METRICS];
+    size_t n_acc;                    /* doubles of their accumulators (fo_metric_acc_size) */
     /* the layout (fo_net_layout) */
     size_t kernel_off[FO_MAX_LAYERS]; /* kernel l: (units[l], units[l+1]) at kernel_off[l] */
     size_t bias_off[FO_MAX_LAYERS];   /* bias l: (units[l+1]) at bias_off[l], if use_bias[l] */
@@ -258,6 +329,9 @@ typedef struct {
 
 /* fill the layout from units and use_bias; -1 if a size would overflow */
 int fo_net_layout(fo_net *net);
+/* 1 if the workspace holds layer l's pre-activation z (the last layer, and
+ * activations whose backward pass reads z) */
+int fo_net_keeps_z(const fo_net *net, size_t l);
 /* elements of workspace that the fo_net_* kernels need for batches of up to B rows */
 size_t fo_net_workspace(const fo_net *net, size_t B);
 
@@ -339,23 +413,28 @@ typedef struct {
     int fo_net_forward_##S(T *out, const T *x, const T *params, const fo_net *net,         \
                            size_t B, T *work, fo_ctl *ctl);                                 \
     /* grads (n_params) = d(batch loss)/d(params) of the batch x, y (sw: per-sample         \
-     * weights or NULL), batch loss = sum_i sw_i loss_i / B + penalties; st gets its sums.  \
+     * weights or NULL; y (B, net->ycols)), batch loss = the reduced net->loss of the last   \
+     * layer's output + penalties; st gets its sums, acc (net->n_acc, or NULL) the metric   \
+     * sums.  Dropout runs with masks from rng (NULL: no dropout, as at inference).          \
      * Returns the batch loss, or NaN if ctl stopped it (grads, st then unspecified). */    \
     double fo_net_gradients_##S(T *grads, const T *x, const T *y, const T *sw,             \
                                 const T *params, const fo_net *net, size_t B, T *work,      \
-                                fo_stats *st, fo_ctl *ctl);                                 \
-    /* the batch loss and sums of x, y without gradients; NaN if ctl stopped it */          \
+                                fo_stats *st, double *acc, fo_rng *rng, fo_ctl *ctl);       \
+    /* the batch loss and sums of x, y without gradients or dropout; NaN if ctl stopped it */ \
     double fo_net_evaluate_##S(const T *x, const T *y, const T *sw, const T *params,       \
                                const fo_net *net, size_t B, T *work, fo_stats *st,          \
-                               fo_ctl *ctl);                                                \
+                               double *acc, fo_ctl *ctl);                                   \
     /* n_steps steps of mini-batch training from data->pos on: each computes a batch's      \
-     * gradients and applies one optimizer step.  per_epoch[e] gets the sums of the e-th    \
-     * epoch the call touches (row 0: the epoch at data->pos).  *loss_start is the loss of  \
-     * the first step of a run (NaN: this call's first step sets it).  A stop by ctl        \
-     * comes at a step boundary: every step is applied and counted whole, or not at all. */ \
+     * gradients (dropout masks from data->rng) and applies one optimizer step.             \
+     * per_epoch[e] gets the sums of the e-th epoch the call touches (row 0: the epoch at   \
+     * data->pos), per_epoch_acc[e * n_acc ...] its metric sums (NULL: none).  *loss_start   \
+     * is the loss of the first step of a run (NaN: this call's first step sets it).  A     \
+     * stop by ctl comes at a step boundary: every step is applied and counted whole, or    \
+     * not at all (the generator too). */                                                  \
     fo_report fo_net_train_##S(T *params, T *grads, fo_opt *opt, fo_data *data,            \
                                const fo_net *net, size_t n_steps, T *work,                  \
-                               fo_stats *per_epoch, double *loss_start, fo_ctl *ctl);
+                               fo_stats *per_epoch, double *per_epoch_acc,                  \
+                               double *loss_start, fo_ctl *ctl);
 FO_DECLARE_TRAIN(float, f32)
 FO_DECLARE_TRAIN(double, f64)
 
@@ -414,66 +493,6 @@ const char *fo_kernel_clone(void);
 /* activations, losses, metrics and dropout (loss.c, dense.c)          */
 /* ------------------------------------------------------------------ */
 
-/* loss codes (Keras 3 names) and reductions (Keras' `reduction`) */
-enum {
-    FO_LOSS_MSE = 0,      /* mean_squared_error */
-    FO_LOSS_MAE = 1,      /* mean_absolute_error */
-    FO_LOSS_HUBER = 2,    /* huber (delta) */
-    FO_LOSS_LOG_COSH = 3, /* log_cosh */
-    FO_LOSS_BCE = 4,      /* binary_crossentropy (from_logits, label_smoothing) */
-    FO_LOSS_CCE = 5,      /* categorical_crossentropy (from_logits, label_smoothing) */
-    FO_LOSS_SCCE = 6,     /* sparse_categorical_crossentropy (from_logits) */
-    FO_N_LOSS = 7
-};
-enum {
-    FO_REDUCE_SUM_OVER_BATCH_SIZE = 0, /* sum_b w_b l_b / B (also Keras' "mean") */
-    FO_REDUCE_SUM = 1,                 /* sum_b w_b l_b */
-    FO_REDUCE_MEAN_WITH_SAMPLE_WEIGHT = 2, /* sum_b w_b l_b / sum_b w_b (0 if that is 0) */
-    FO_REDUCE_NONE = 3,                /* per-sample w_b l_b; the gradient is that of their sum */
-    FO_N_REDUCE = 4
-};
-
-/* Keras' backend.epsilon(): probabilities are clipped to [eps, 1 - eps] */
-#define FO_LOSS_EPSILON 1e-7
-
-/* A loss as the training loop reads it.  l_b, the loss of row b of a (B, C)
- * prediction, is the mean over the C outputs of the elementwise loss (MSE,
- * MAE, Huber, log_cosh, BCE) or the cross-entropy of the row (CCE, SCCE). */
-typedef struct {
-    int kind;               /* FO_LOSS_* */
-    int reduction;          /* FO_REDUCE_* */
-    int from_logits;        /* BCE, CCE, SCCE: pred holds logits */
-    double label_smoothing; /* BCE: y (1 - ls) + ls / 2; CCE: y (1 - ls) + ls / C */
-    double delta;           /* Huber: quadratic for |e| <= delta, linear beyond */
-} fo_loss_spec;
-
-/* 1 if the last activation `act` followed by loss `s` is computed from the
- * logits as one stable function (sigmoid + BCE, softmax + CCE/SCCE, both with
- * from_logits == 0), so the loop skips the activation's backward pass */
-int fo_loss_fuses(const fo_loss_spec *s, int act);
-
-/* metric codes (Keras 3 names) for the per-batch sums of fo_metrics_update */
-enum {
-    FO_METRIC_MSE = 0,                  /* acc: [sum w_b mean_c e^2, sum w_b] */
-    FO_METRIC_MAE = 1,                  /* [sum w_b mean_c |e|, sum w_b] */
-    FO_METRIC_RMSE = 2,                 /* as MSE; the result is the square root */
-    FO_METRIC_ACCURACY = 3,             /* [sum w_b mean_c [y == p], sum w_b] */
-    FO_METRIC_BINARY_ACCURACY = 4,      /* [sum w_b mean_c [y == (p > threshold)], sum w_b] */
-    FO_METRIC_CATEGORICAL_ACCURACY = 5, /* [sum w_b [argmax y == argmax p], sum w_b] */
-    FO_METRIC_SPARSE_CATEGORICAL_ACCURACY = 6, /* [sum w_b [y_b == argmax p], sum w_b] */
-    FO_METRIC_TOP_K_CATEGORICAL_ACCURACY = 7,  /* [sum w_b [argmax y in top k of p], sum w_b] */
-    FO_METRIC_R2 = 8, /* per output c: sum w y, sum w y^2, sum w e^2, sum w; then #rows with w != 0 */
-    FO_N_METRIC = 9
-};
-
-typedef struct {
-    int kind;         /* FO_METRIC_* */
-    double threshold; /* binary_accuracy */
-    size_t k;         /* top_k_categorical_accuracy */
-} fo_metric_spec;
-
-/* doubles of accumulator a metric needs for C outputs (2, or 4 C + 1 for r2) */
-size_t fo_metric_acc_size(const fo_metric_spec *m, size_t C);
 
 #define FO_DECLARE_LOSS(T, S)                                                                \
     /* a (rows, cols) = act(z), elementwise, or row-wise for softmax; a may be z */         \

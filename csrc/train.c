@@ -30,9 +30,19 @@ int fo_net_layout(fo_net *net)
     }
     net->n_params = off;
     net->widest = widest;
-    /* a row of a chunk: every layer's output, two gradient rows of the widest
-     * layer, the gathered x and y rows and the sample weight */
+    /* a row of a chunk: every layer's output, its pre-activation where kept
+     * (fo_net_keeps_z), its dropout mask and dropped output where it has
+     * dropout, two gradient rows of the widest layer, the gathered x and y
+     * rows and the sample weight */
     size_t row = outputs, t;
+    for (size_t l = 0; l < L; l++) {
+        const size_t out = net->units[l + 1];
+        if (fo_net_keeps_z(net, l) && __builtin_add_overflow(row, out, &row))
+            return -1;
+        if (net->dropout[l] > 0 && (__builtin_add_overflow(row, out, &row) ||
+                                    __builtin_add_overflow(row, out, &row)))
+            return -1;
+    }
     if (__builtin_mul_overflow(widest, (size_t)2, &t) || __builtin_add_overflow(row, t, &row) ||
         __builtin_add_overflow(row, net->units[0], &row) ||
         __builtin_add_overflow(row, net->units[L], &row) || __builtin_add_overflow(row, (size_t)1, &row))
@@ -43,6 +53,12 @@ int fo_net_layout(fo_net *net)
     size_t per_row = off + outputs, chunk = ((size_t)1 << 24) / (per_row ? per_row : 1);
     net->chunk_rows = chunk < 256 ? 256 : chunk > 65536 ? 65536 : chunk;
     return 0;
+}
+
+int fo_net_keeps_z(const fo_net *net, size_t l)
+{
+    /* the last layer's always: a loss that fuses with its activation reads it */
+    return l + 1 == net->n_layers || fo_act_needs_z(net->act[l]);
 }
 
 /* a batch of B rows into st: its error sums (errors), and its loss, the part

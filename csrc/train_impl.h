@@ -15,6 +15,8 @@
 
 typedef struct {
     T *act[FO_MAX_LAYERS]; /* act[l]: (R, units[l+1]) */
+    T *z[FO_MAX_LAYERS];   /* its pre-activation, where fo_net_keeps_z, else NULL */
+    T *mask[FO_MAX_LAYERS], *drop[FO_MAX_LAYERS]; /* its dropout mask and dropped output, or NULL */
     T *delta0, *delta1;    /* (R, widest) each */
     T *xb, *yb, *wb;       /* a chunk's gathered rows: (R, units[0]), (R, units[L]), (R) */
     T *acc;                /* (n_params): a later chunk's gradients, or NULL (one chunk) */
@@ -29,6 +31,19 @@ static FO_FN(fo_work) FO_FN(fo_work_split)(const fo_net *net, size_t B, T *work)
     for (size_t l = 0; l < L; l++) {
         w.act[l] = work;
         work += R * net->units[l + 1];
+    }
+    for (size_t l = 0; l < L; l++) {
+        w.z[l] = w.mask[l] = w.drop[l] = NULL;
+        if (fo_net_keeps_z(net, l)) {
+            w.z[l] = work;
+            work += R * net->units[l + 1];
+        }
+        if (net->dropout[l] > 0) {
+            w.mask[l] = work;
+            work += R * net->units[l + 1];
+            w.drop[l] = work;
+            work += R * net->units[l + 1];
+        }
     }
     w.delta0 = work;
     work += R * net->widest;
@@ -54,7 +69,7 @@ typedef struct {
 static FO_FN(fo_rows) FO_FN(fo_chunk)(const fo_net *net, const T *x, const T *y, const T *sw,
                                       const int64_t *idx, size_t r0, size_t R, FO_FN(fo_work) *w)
 {
-    const size_t IN = net->units[0], OUT = net->units[net->n_layers];
+    const size_t IN = net->units[0], OUT = net->ycols;
     FO_FN(fo_rows) c;
     if (idx == NULL) {
         c.x = x + r0 * IN;
@@ -75,16 +90,37 @@ static FO_FN(fo_rows) FO_FN(fo_chunk)(const fo_net *net, const T *x, const T *y,
     return c;
 }
 
-/* forward through every layer, keeping each layer's output in w->act */
+/* the dropout mask's shape for R rows of F features (Keras' noise_shape) */
+static void FO_FN(fo_mask_shape)(const fo_net *net, size_t l, size_t R, size_t F, size_t *MR, size_t *MC)
+{
+    *MR = net->noise[l] == FO_NOISE_COLS ? 1 : R;
+    *MC = net->noise[l] == FO_NOISE_ROWS ? 1 : F;
+}
+
+/* forward through every layer, keeping each layer's output in w->act (and
+ * z where the backward pass or a fused loss reads it, if keep_z); with rng,
+ * each layer's dropout (w->drop: what the next layer reads) */
 static void FO_FN(fo_forward_keep)(const T *x, const T *params, const fo_net *net, size_t R,
-                                   FO_FN(fo_work) *w)
+                                   FO_FN(fo_work) *w, int keep_z, fo_rng *rng)
 {
     const T *in = x;
-    for (size_t l = 0; l < net->n_layers; l++) {
+    const size_t L = net->n_layers;
+    for (size_t l = 0; l < L; l++) {
         const T *bias = net->use_bias[l] ? params + net->bias_off[l] : NULL;
-        FO_FN(fo_dense_forward)(w->act[l], in, params + net->kernel_off[l], bias, R,
-                                net->units[l], net->units[l + 1], net->act[l]);
+        const int act = net->act[l];
+        const int z_read = fo_act_needs_z(act) || (l + 1 == L && fo_loss_fuses(&net->loss, act));
+        const size_t F = net->units[l + 1];
+        FO_FN(fo_dense_forward_ex)(w->act[l], keep_z && z_read ? w->z[l] : NULL, in,
+                                   params + net->kernel_off[l], bias, R, net->units[l], F, act,
+                                   net->act_param[l]);
         in = w->act[l];
+        if (rng && w->drop[l]) {
+            size_t MR, MC;
+            FO_FN(fo_mask_shape)(net, l, R, F, &MR, &MC);
+            FO_FN(fo_dropout_forward)(w->drop[l], w->mask[l], w->act[l], R, F, MR, MC,
+                                      net->dropout[l], rng);
+            in = w->drop[l];
+        }
     }
 }
 
@@ -98,7 +134,7 @@ int FO_FN(fo_net_forward)(T *out, const T *x, const T *params, const fo_net *net
         if (r0 > 0 && fo_ctl_tick(ctl, (double)w.rows * (double)net->n_params))
             return -1;
         w.act[L - 1] = out + r0 * OUT; /* the last layer writes straight into out */
-        FO_FN(fo_forward_keep)(x + r0 * IN, params, net, R, &w);
+        FO_FN(fo_forward_keep)(x + r0 * IN, params, net, R, &w, 0, NULL);
     }
     return 0;
 }
@@ -128,19 +164,60 @@ static double FO_FN(fo_loss_mse)(T *dpred, const T *pred, const T *y, const T *s
     return weighted / count;
 }
 
-/* The loss of R rows of a batch of B rows (pred, y: (R, OUT); sw: (R) or NULL):
- * returns their part of the batch loss, sum_i sw_i loss_i / B (Keras'
- * "sum_over_batch_size" reduction), adds the unweighted error sums to st and,
- * if dpred, writes d(batch loss)/d(pred).  The one place the loss is computed,
- * in training and evaluation alike; net->loss picks the function. */
-static double FO_FN(fo_batch_loss)(int loss, T *dpred, const T *pred, const T *y, const T *sw, size_t R,
-                             size_t OUT, size_t B, fo_stats *st)
+/* The loss of R rows of a batch of B rows (a: (R, OUT), the last layer's
+ * output, z its pre-activation; y: (R, ycols); sw: (R) or NULL): returns their
+ * part of the batch loss, reduced over the whole batch as net->loss says
+ * (wscale: 1 / the batch's weight total for "mean_with_sample_weight"), adds
+ * the unweighted error sums to st (outputs shaped as y) and, if dz, writes
+ * d(batch loss)/d(z), the last layer's pre-activation gradient.  The one place
+ * the loss is computed, in training and evaluation alike. */
+static double FO_FN(fo_batch_loss)(const fo_net *net, T *dz, const T *z, const T *a, const T *y,
+                                   const T *sw, size_t R, size_t B, double wscale, fo_stats *st)
 {
-    switch (loss) {
-    case FO_LOSS_MSE:
-    default:
-        return FO_FN(fo_loss_mse)(dpred, pred, y, sw, R, OUT, B, st);
+    const size_t L = net->n_layers, OUT = net->units[L];
+    const int act = net->act[L - 1];
+    const double param = net->act_param[L - 1];
+    const fo_loss_spec *spec = &net->loss;
+    if (spec->kind == FO_LOSS_MSE && spec->reduction == FO_REDUCE_SUM_OVER_BATCH_SIZE) {
+        const double l = FO_FN(fo_loss_mse)(dz, a, y, sw, R, OUT, B, st);
+        if (dz && act != FO_LINEAR)
+            FO_FN(fo_act_backward)(dz, dz, z, a, R, OUT, act, param);
+        return l;
     }
+    if (net->ycols == OUT) {
+        double sse = 0, sae = 0;
+        FO_FN(fo_mse)(NULL, a, y, R * OUT, 0, &sse, &sae);
+        st->sse += sse;
+        st->sae += sae;
+    }
+    /* the rows' sum of w_b l_b, scaled to the batch's reduction */
+    fo_loss_spec sum = *spec;
+    sum.reduction = FO_REDUCE_SUM;
+    double scale = 1;
+    if (spec->reduction == FO_REDUCE_SUM_OVER_BATCH_SIZE || spec->reduction == FO_REDUCE_NONE)
+        scale = 1.0 / (double)B;
+    else if (spec->reduction == FO_REDUCE_MEAN_WITH_SAMPLE_WEIGHT)
+        scale = wscale;
+    const double l = FO_FN(fo_act_loss)(dz, NULL, z, a, y, sw, R, OUT, act, param, &sum);
+    if (dz && scale != 1) {
+        const T c = (T)scale;
+        for (size_t i = 0; i < R * OUT; i++)
+            dz[i] *= c;
+    }
+    return l * scale;
+}
+
+/* 1 / the weight total of a batch for "mean_with_sample_weight" (0 if it is 0) */
+static double FO_FN(fo_weight_scale)(const fo_net *net, const T *sw, const int64_t *idx, size_t B)
+{
+    if (net->loss.reduction != FO_REDUCE_MEAN_WITH_SAMPLE_WEIGHT)
+        return 1;
+    if (sw == NULL)
+        return 1.0 / (double)B;
+    double total = 0;
+    for (size_t i = 0; i < B; i++)
+        total += (double)sw[idx ? (size_t)idx[i] : i];
+    return total != 0 ? 1.0 / total : 0;
 }
 
 /* Keras' kernel regularizers: penalty l1 * sum|k| + l2 * sum k^2 and, if
@@ -176,25 +253,39 @@ static double FO_FN(fo_regularize)(T *grads, const T *params, const fo_net *net)
 static int FO_FN(fo_batch_gradients)(double *loss_out, T *grads, const T *x, const T *y,
                                      const T *sw, const int64_t *idx, const T *params,
                                      const fo_net *net, size_t B, FO_FN(fo_work) *w,
-                                     fo_stats *st, fo_ctl *ctl)
+                                     fo_stats *st, double *acc, fo_rng *rng, fo_ctl *ctl)
 {
     const size_t L = net->n_layers, OUT = net->units[L];
     fo_stats local = {0, 0, 0, 0};
     double loss = 0;
+    const double wscale = FO_FN(fo_weight_scale)(net, sw, idx, B);
     for (size_t r0 = 0; r0 < B; r0 += w->rows) {
         const size_t R = B - r0 < w->rows ? B - r0 : w->rows;
         if (r0 > 0 && fo_ctl_tick(ctl, 3.0 * (double)w->rows * (double)net->n_params))
             return -1;
         FO_FN(fo_rows) c = FO_FN(fo_chunk)(net, x, y, sw, idx, r0, R, w);
         T *g = r0 == 0 ? grads : w->acc;
-        FO_FN(fo_forward_keep)(c.x, params, net, R, w);
-        loss += FO_FN(fo_batch_loss)(net->loss, w->delta0, w->act[L - 1], c.y, c.sw, R, OUT, B, &local);
+        FO_FN(fo_forward_keep)(c.x, params, net, R, w, 1, rng);
+        loss += FO_FN(fo_batch_loss)(net, w->delta0, w->z[L - 1], w->act[L - 1], c.y, c.sw, R, B,
+                                     wscale, &local);
+        if (acc && net->n_metrics)
+            FO_FN(fo_metrics_update)(acc, net->metric, net->n_metrics, w->act[L - 1], c.y,
+                                     net->ycols, NULL, R, OUT);
+        /* delta0 holds dL/dz of the last layer: its backward runs as linear */
         T *d = w->delta0, *dnext = w->delta1;
         for (size_t l = L; l-- > 0;) {
             T *dbias = net->use_bias[l] ? g + net->bias_off[l] : NULL;
-            FO_FN(fo_dense_backward)(l > 0 ? dnext : NULL, g + net->kernel_off[l], dbias, d,
-                                     l > 0 ? w->act[l - 1] : c.x, params + net->kernel_off[l],
-                                     w->act[l], R, net->units[l], net->units[l + 1], net->act[l]);
+            const int last = l + 1 == L;
+            if (!last && rng && w->drop[l]) {
+                size_t MR, MC;
+                FO_FN(fo_mask_shape)(net, l, R, net->units[l + 1], &MR, &MC);
+                FO_FN(fo_dropout_backward)(d, d, w->mask[l], R, net->units[l + 1], MR, MC);
+            }
+            const T *in = l == 0 ? c.x : (rng && w->drop[l - 1] ? w->drop[l - 1] : w->act[l - 1]);
+            FO_FN(fo_dense_backward_ex)(l > 0 ? dnext : NULL, g + net->kernel_off[l], dbias, d, in,
+                                        params + net->kernel_off[l], w->z[l], w->act[l], R,
+                                        net->units[l], net->units[l + 1],
+                                        last ? FO_LINEAR : net->act[l], net->act_param[l]);
             T *tmp = d;
             d = dnext;
             dnext = tmp;
@@ -211,29 +302,37 @@ static int FO_FN(fo_batch_gradients)(double *loss_out, T *grads, const T *x, con
 }
 
 double FO_FN(fo_net_gradients)(T *grads, const T *x, const T *y, const T *sw, const T *params,
-                               const fo_net *net, size_t B, T *work, fo_stats *st, fo_ctl *ctl)
+                               const fo_net *net, size_t B, T *work, fo_stats *st, double *acc,
+                               fo_rng *rng, fo_ctl *ctl)
 {
     FO_FN(fo_work) w = FO_FN(fo_work_split)(net, B, work);
     double loss;
-    if (FO_FN(fo_batch_gradients)(&loss, grads, x, y, sw, NULL, params, net, B, &w, st, ctl) < 0)
+    if (FO_FN(fo_batch_gradients)(&loss, grads, x, y, sw, NULL, params, net, B, &w, st, acc, rng,
+                                  ctl) < 0)
         return NAN;
     return loss;
 }
 
 double FO_FN(fo_net_evaluate)(const T *x, const T *y, const T *sw, const T *params,
-                              const fo_net *net, size_t B, T *work, fo_stats *st, fo_ctl *ctl)
+                              const fo_net *net, size_t B, T *work, fo_stats *st, double *acc,
+                              fo_ctl *ctl)
 {
     const size_t L = net->n_layers, OUT = net->units[L];
     FO_FN(fo_work) w = FO_FN(fo_work_split)(net, B, work);
     fo_stats local = {0, 0, 0, 0};
     double loss = 0;
+    const double wscale = FO_FN(fo_weight_scale)(net, sw, NULL, B);
     for (size_t r0 = 0; r0 < B; r0 += w.rows) {
         const size_t R = B - r0 < w.rows ? B - r0 : w.rows;
         if (r0 > 0 && fo_ctl_tick(ctl, (double)w.rows * (double)net->n_params))
             return NAN;
         FO_FN(fo_rows) c = FO_FN(fo_chunk)(net, x, y, sw, NULL, r0, R, &w);
-        FO_FN(fo_forward_keep)(c.x, params, net, R, &w);
-        loss += FO_FN(fo_batch_loss)(net->loss, NULL, w.act[L - 1], c.y, c.sw, R, OUT, B, &local);
+        FO_FN(fo_forward_keep)(c.x, params, net, R, &w, 1, NULL);
+        loss += FO_FN(fo_batch_loss)(net, NULL, w.z[L - 1], w.act[L - 1], c.y, c.sw, R, B, wscale,
+                                     &local);
+        if (acc && net->n_metrics)
+            FO_FN(fo_metrics_update)(acc, net->metric, net->n_metrics, w.act[L - 1], c.y,
+                                     net->ycols, NULL, R, OUT);
     }
     return fo_add_stats(st, &local, loss, FO_FN(fo_regularize)(NULL, params, net), B);
 }
@@ -251,10 +350,10 @@ static void FO_FN(fo_view)(fo_optim_buffers *b, T *params, T *grads, void *const
 }
 
 fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, const fo_net *net,
-                              size_t n_steps, T *work, fo_stats *per_epoch, double *loss_start,
-                              fo_ctl *ctl)
+                              size_t n_steps, T *work, fo_stats *per_epoch, double *per_epoch_acc,
+                              double *loss_start, fo_ctl *ctl)
 {
-    const size_t IN = net->units[0], OUT = net->units[net->n_layers];
+    const size_t IN = net->units[0], OUT = net->ycols;
     fo_report rep = {0, -1, FO_OK, NAN};
     FO_FN(fo_work) w = FO_FN(fo_work_split)(net, data->batch, work);
 
@@ -277,9 +376,10 @@ fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, c
     const T *X = data->x, *Y = data->y, *SW = data->sw;
     size_t e = 0;
     for (size_t s = 0; s < n_steps; s++) {
-        fo_rng before; /* the generator before an epoch's shuffle, for a step not taken */
-        if (data->pos == 0 && data->shuffle) {
+        fo_rng before; /* the generator before the step (shuffle, dropout), for a step not taken */
+        if (data->rng)
             before = *data->rng;
+        if (data->pos == 0 && data->shuffle) {
             for (size_t i = 0; i < data->n; i++)
                 data->perm[i] = (int64_t)i;
             fo_shuffle(data->perm, data->n, data->rng);
@@ -289,16 +389,17 @@ fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, c
         fo_stats st = {0, 0, 0, 0};
         double loss;
         int stopped;
+        double *acc = per_epoch_acc && net->n_acc ? per_epoch_acc + e * net->n_acc : NULL;
         if (data->shuffle)
             stopped = FO_FN(fo_batch_gradients)(&loss, grads, X, Y, SW, data->perm + start, params,
-                                                net, B, &w, &st, ctl);
+                                                net, B, &w, &st, acc, data->rng, ctl);
         else
             stopped = FO_FN(fo_batch_gradients)(&loss, grads, X + start * IN, Y + start * OUT,
                                                 SW ? SW + start : NULL, NULL, params, net, B, &w,
-                                                &st, ctl);
+                                                &st, acc, data->rng, ctl);
         if (stopped < 0) { /* in the middle of a batch: this step is not taken */
-            if (data->pos == 0 && data->shuffle)
-                *data->rng = before; /* nor its epoch's shuffle */
+            if (data->rng)
+                *data->rng = before; /* nor its epoch's shuffle or dropout masks */
             break;
         }
         if (isnan(*loss_start))

@@ -284,12 +284,15 @@ def test_dense_takes_every_name_and_function():
     assert fo.Dense.from_config(layer.get_config())._act == CODES["gelu_tanh"]
 
 
-def test_dense_refuses_parameters_it_cannot_carry():
-    for act in (functools.partial(fo.activations.leaky_relu, negative_slope=0.1),
-                {"name": "elu", "alpha": 0.5}):
-        with pytest.raises(ValueError, match="default parameter"):
-            fo.Dense(2, activation=act)
-    fo.Dense(2, activation=functools.partial(fo.activations.leaky_relu, negative_slope=0.2))
+def test_dense_carries_its_activation_parameter_into_the_network():
+    for act, param in ((functools.partial(fo.activations.leaky_relu, negative_slope=0.1), 0.1),
+                       ({"name": "elu", "alpha": 0.5}, 0.5)):
+        model = fo.Sequential([fo.Dense(2, activation=act, input_shape=(3,))], dtype="float64", seed=0)
+        assert model.layers[0]._act_param == param
+        assert model.spec[5] == (param,)
+        x = np.random.default_rng(1).standard_normal((5, 3))
+        layer = model.layers[0]
+        np.testing.assert_allclose(model.predict(x), layer(x), rtol=0, atol=0)
 
 
 def test_dense_call_uses_the_activation():
@@ -318,9 +321,13 @@ def test_sequential_trains_with_output_differentiated_activations_as_the_twin(ac
         np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-12)
 
 
-def test_sequential_refuses_activations_that_need_z_until_the_loop_keeps_it():
-    with pytest.raises(ValueError, match="training loop"):
-        fo.Sequential([fo.Dense(2, activation="gelu", input_shape=(3,))])
+def test_sequential_trains_activations_that_need_z():
+    model = fo.Sequential([fo.Dense(3, activation="gelu", input_shape=(3,)), fo.Dense(1, activation="silu")],
+                          dtype="float64", seed=0)
+    model.compile("sgd", "mse")
+    x = np.random.default_rng(0).standard_normal((8, 3))
+    loss, grads = model.compute_gradients(x, x[:, :1])
+    assert np.isfinite(loss) and all(np.isfinite(g).all() for g in grads)
 
 
 def test_activation_layer():

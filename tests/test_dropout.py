@@ -136,11 +136,18 @@ def test_kernel_bad_input_names_the_argument_and_changes_nothing():
         np.testing.assert_array_equal(state, start)
 
 
-def test_layers_serialize_and_sequential_refuses_them_until_the_loop_has_them():
+def test_layers_serialize_and_sequential_folds_them_into_the_network():
     for layer in (fo.layers.Dropout(0.25, seed=3, name="d"), fo.layers.Activation("softmax", name="a")):
         again = fo.layers.deserialize(fo.layers.serialize(layer))
         assert type(again) is type(layer) and again.get_config() == layer.get_config()
-        with pytest.raises(TypeError, match=type(layer).__name__):
-            fo.Sequential([fo.Dense(2, input_shape=(3,)), layer])
+    model = fo.Sequential([fo.Dense(4, input_shape=(3,)), fo.layers.Activation("tanh"),
+                           fo.layers.Dropout(0.25), fo.Dense(2)])
+    assert model.spec[1] == (fo.activations.CODES["tanh"], 0) and model.spec[6] == (0.25, 0.0)
+    with pytest.raises(ValueError, match="Dropout cannot be the model's last layer"):
+        fo.Sequential([fo.Dense(2, input_shape=(3,)), fo.layers.Dropout(0.5)])
+    with pytest.raises(ValueError, match="must follow a Dense"):
+        fo.Sequential([fo.layers.Dropout(0.5), fo.Dense(2, input_shape=(3,))])
+    with pytest.raises(ValueError, match="no activation of its own"):
+        fo.Sequential([fo.Dense(2, activation="relu", input_shape=(3,)), fo.layers.Activation("tanh")])
     with pytest.raises(TypeError, match="noise"):
         fo.layers.Dropout(0.5, noize_shape=(None, 1))

@@ -13,10 +13,10 @@ from fastopt import callbacks as fo_callbacks
 from fastopt import models as fo_models
 
 
-def make_model(dtype="float64", n_in=3, units=2, opt=None, metrics=None, seed=0):
-    model = fo.Sequential([fo.Dense(4, activation="tanh", input_shape=(n_in,)), fo.Dense(units)],
-                          dtype=dtype, seed=seed)
-    model.compile(opt() if opt else fo.optimizers.Adam(0.01), "mse", metrics=metrics)
+def make_model(dtype="float64", n_in=3, units=2, opt=None, metrics=None, seed=0, loss="mse", activation=None):
+    model = fo.Sequential([fo.Dense(4, activation="tanh", input_shape=(n_in,)),
+                           fo.Dense(units, activation=activation)], dtype=dtype, seed=seed)
+    model.compile(opt() if opt else fo.optimizers.Adam(0.01), loss, metrics=metrics)
     return model
 
 
@@ -80,6 +80,12 @@ CASES = {
                    dict(batch_size=4, epochs=3)),
     "momentum, weight decay": (dict(opt=lambda: fo.optimizers.SGD(0.05, momentum=0.9, weight_decay=0.01)),
                                dict(batch_size=8, epochs=2, shuffle=False)),
+    "moving average (use_ema)": (dict(opt=lambda: fo.optimizers.Adam(0.01, use_ema=True, ema_momentum=0.9)),
+                                 dict(batch_size=5, epochs=3)),
+    "softmax, sparse cross-entropy": (dict(units=3, activation="softmax", loss="sparse_categorical_crossentropy",
+                                           metrics=["accuracy"]), dict(batch_size=6, epochs=3, labels=3)),
+    "sigmoid, binary cross-entropy": (dict(units=1, activation="sigmoid", loss="binary_crossentropy"),
+                                      dict(batch_size=6, epochs=3, labels=2)),
 }
 
 
@@ -87,6 +93,10 @@ CASES = {
 def test_lean_and_thorough_fit_give_the_same_bits(case, monkeypatch):
     model_kw, fit_kw = CASES[case]
     x, y = data(dtype=np.float32 if model_kw.get("dtype") == "float32" else np.float64)
+    fit_kw = dict(fit_kw)
+    labels = fit_kw.pop("labels", None)
+    if labels:  # class labels, as integers (sparse) or 0/1 floats (binary)
+        y = (np.arange(len(x)) * 7 % labels) if labels > 2 else (x[:, 0] > 0).astype(x.dtype)
     make = lambda: make_model(**model_kw)  # noqa: E731
     lean = run_fit("lean", monkeypatch, make, (x, y), dict(fit_kw, verbose=0))
     thorough = run_fit("thorough", monkeypatch, make, (x, y), dict(fit_kw, verbose=0))

@@ -352,13 +352,16 @@ def test_get_serialize_and_config_round_trip():
         L.BinaryCrossentropy(label_smoothing=1.5)
 
 
-def test_compile_still_trains_mean_squared_error_only():
+def test_compile_takes_every_loss():
     model = fo.Sequential([fo.Dense(2, input_shape=(3,))])
     model.compile("sgd", fo.losses.MeanSquaredError())
     assert model.loss == "mean_squared_error"
-    for loss in ("binary_crossentropy", fo.losses.Huber(), fo.losses.MeanSquaredError(reduction="sum")):
-        with pytest.raises(ValueError, match="mean_squared_error"):
-            model.compile("sgd", loss)
+    for loss in ("binary_crossentropy", fo.losses.Huber(), fo.losses.MeanSquaredError(reduction="sum"),
+                 "categorical_crossentropy", "sparse_categorical_crossentropy", "log_cosh", "mae"):
+        model.compile("sgd", loss)
+        assert model._net.loss == fo.losses.as_loss(loss).code
+    model.compile("sgd", fo.losses.Huber(delta=2.0))
+    assert model.loss == fo.losses.serialize(fo.losses.Huber(delta=2.0))
 
 
 # -- bad input ----------------------------------------------------------------------------

@@ -120,9 +120,11 @@ BAD_CALLS = {
     "set_weights: strings": (lambda m: m.set_weights([w.astype(str) for w in m.get_weights()]),
                              TypeError, ["weights"]),
     "compile: unknown optimizer": (lambda m: m.compile("nadam", "mse"), ValueError, ["nadam", "adam", "sgd"]),
-    "compile: unknown loss": (lambda m: m.compile("adam", "huber"), ValueError, ["huber", "mean_squared_error"]),
-    "compile: unknown metric": (lambda m: m.compile("adam", "mse", metrics=["accuracy"]),
-                                ValueError, ["accuracy", "mae", "mse"]),
+    "compile: unknown loss": (lambda m: m.compile("adam", "hinge"), ValueError, ["hinge", "mean_squared_error"]),
+    "compile: unknown metric": (lambda m: m.compile("adam", "mse", metrics=["auc"]),
+                                ValueError, ["auc", "accuracy", "mse"]),
+    "compile: reduction none": (lambda m: m.compile("adam", fo.losses.MeanSquaredError(reduction=None)),
+                                ValueError, ["reduction"]),
     "compile: optimizer type": (lambda m: m.compile(3.0, "mse"), TypeError, ["optimizer"]),
 }
 
@@ -303,7 +305,7 @@ def _bad_kernel_calls():
                                      ValueError, "params"),
         "net_forward: small work": (lambda: _core.net_forward(np.zeros((5, 1)), x, p, spec, work[:3]),
                                     ValueError, "work"),
-        "net_forward: bad activation": (lambda: _core.net_forward(np.zeros((5, 1)), x, p, (spec[0], (7, 0)) + spec[2:],
+        "net_forward: bad activation": (lambda: _core.net_forward(np.zeros((5, 1)), x, p, (spec[0], (99, 0)) + spec[2:],
                                                                   work), ValueError, "activation"),
         "net_forward: zero units": (lambda: _core.net_forward(np.zeros((5, 1)), x, p, ((3, 0, 1),) + spec[1:], work),
                                     ValueError, "units"),

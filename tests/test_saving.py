@@ -253,7 +253,7 @@ def test_step_count_range_ends_load(tmp_path, steps):
     (lambda h: h["optimizer"].update(class_name="Nadam"), "optimizer"),
     (lambda h: h.update(optimizer="adam"), "optimizer"),
     (lambda h: h["compile"].update(loss="hinge"), "compile"),
-    (lambda h: h["compile"].update(metrics=["accuracy"]), "compile"),
+    (lambda h: h["compile"].update(metrics=["auc"]), "compile"),
     (lambda h: h["model"]["layers"][0].update(units=-1), "model.layers[0]"),
     (lambda h: h["model"]["layers"][0].update(units="4"), "model.layers[0]"),
     (lambda h: h["model"]["layers"][1].update(activation="no_such_activation"), "model.layers[1]"),

@@ -98,12 +98,11 @@ def _loop(model, optimizer, x, y, steps):
     return model
 
 
-def _fit(model, optimizer, x, y, epochs, batch_size=None):
-    """The same training as ``model.fit`` (``batch_size=None`` here: the whole set each
-    step, passed to ``fit`` as ``batch_size=len(x)``)."""
+def _fit(model, optimizer, x, y, epochs, batch_size):
+    """``model.fit`` with Keras' signature: ``batch_size=len(x)`` is full-batch gradient
+    descent (then unshuffled: one batch in the data's order), smaller batches are shuffled."""
     model.compile(optimizer=optimizer, loss="mean_squared_error")
-    model.fit(x, y, batch_size=batch_size or len(x), epochs=epochs, shuffle=batch_size is not None,
-              verbose=0)
+    model.fit(x, y, batch_size=batch_size, epochs=epochs, shuffle=batch_size < len(x), verbose=0)
     return model
 
 
@@ -187,7 +186,7 @@ def article_001(torch):
         return [mse(_loop(model(), opt(name), x, y, 1000)) for _, name in _OPTS_001]
 
     def fastopt_fit():
-        return [mse(_fit(model(), opt(name), x, y, 1000)) for _, name in _OPTS_001]
+        return [mse(_fit(model(), opt(name), x, y, 1000, len(x))) for _, name in _OPTS_001]
 
     def numpy():
         out = []
@@ -246,7 +245,7 @@ def article_002(torch):
     def fastopt_fit():
         with warnings.catch_warnings():  # the article's 1/sqrt(1 + 0.9t) rate diverges, as its result shows
             warnings.simplefilter("ignore", fo.DivergenceWarning)
-            return [_fit(model(), o, x, y, 1000).get_weights()[0].item() for o in optimizers()]
+            return [_fit(model(), o, x, y, 1000, len(x)).get_weights()[0].item() for o in optimizers()]
 
     def numpy():
         out = []
@@ -350,6 +349,7 @@ def article_003(torch):
 
 
 # ---- article 004: GD vs mini-batch SGD vs Adam on Dense(1) --------------------------------
+# (label, optimizer, batch size; None: the whole set each step, fit(batch_size=len(X)))
 _KINDS_004 = (("GD", "sgd", None), ("SGD", "sgd", 10), ("Adam", "adam", None))
 
 
@@ -379,7 +379,7 @@ def article_004(torch):
                     else _loop(model(), opt(name), Xf, yf, 1000)) for _, name, batch in _KINDS_004]
 
     def fastopt_fit():
-        return [mse(_fit(model(), opt(name), Xf, yf, 1000, batch)) for _, name, batch in _KINDS_004]
+        return [mse(_fit(model(), opt(name), Xf, yf, 1000, batch or len(Xf))) for _, name, batch in _KINDS_004]
 
     def numpy():
         out, shuffle = [], np.random.default_rng(0)

@@ -48,7 +48,8 @@ def _as_input(x, name: str = "x") -> np.ndarray:
     arr = np.asarray(x)
     if arr.dtype.kind not in "fiub":
         raise TypeError(f"{name} must hold real numbers, got dtype {arr.dtype}")
-    dtype = arr.dtype if arr.dtype in (np.float32, np.float64) else np.float64
+    native = arr.dtype.newbyteorder("=")  # a byte-swapped float32 is float32
+    dtype = native if native in (np.float32, np.float64) else np.float64
     return np.asarray(arr, dtype=np.dtype(dtype).newbyteorder("="), order="C")  # keeps 0-d
 
 

@@ -23,6 +23,7 @@ import numpy as np
 
 from . import _core
 from ._checks import as_float_array, as_real_array, check_int, check_real
+from ._warnings import DivergenceWarning
 from .losses import mean_squared_error
 
 __all__ = ["linear_model", "mse_loss", "gradient", "gradient_descent", "use_fast_path"]
@@ -134,7 +135,7 @@ def gradient_descent(x, y, w, b, learning_rate: float, num_iterations: int) -> t
     (``dw, db = gradient(x, y, w, b)``), the whole loop in C.  Returns the new
     ``(w, b)`` in the data's dtype; the inputs are not modified.  A learning
     rate that makes the descent diverge returns the diverged values with a
-    RuntimeWarning.
+    :class:`fastopt.DivergenceWarning` (a ``RuntimeWarning``).
 
     How: the gradient is linear in ``(w, b)`` once the data's means and
     covariances are known::
@@ -169,6 +170,8 @@ def gradient_descent(x, y, w, b, learning_rate: float, num_iterations: int) -> t
             for start in range(0, num_iterations, per_call):
                 _core.linear_gd_naive(w, b, x, y, learning_rate, min(per_call, num_iterations - start))
     if not (np.isfinite(w).all() and np.isfinite(b).all()):
-        warnings.warn(f"gradient_descent diverged (learning_rate={learning_rate} is too large "
-                      "for this data); returning the non-finite weights", RuntimeWarning, stacklevel=2)
+        warnings.warn(DivergenceWarning(
+            f"gradient_descent diverged: the weights became NaN or infinite within {num_iterations} steps "
+            f"(learning_rate={learning_rate} is too large for this data); returning the non-finite "
+            "weights; try a smaller learning rate, or float64 data"), stacklevel=2)
     return w.reshape(w_shape), (float(b[0]) if b_ndim == 0 else b)

@@ -222,11 +222,6 @@ class Dense(Layer):
                  name: Optional[str] = None):
         self.units = check_int(units, "units", low=1)
         self._act, self._act_param = _activations.resolve(activation)
-        if self._act_param != _activations.DEFAULT_PARAMS.get(self._act, 0.0):
-            raise ValueError(f"activation {activation!r}: Dense takes Keras' default parameter "
-                             f"({_activations.DEFAULT_PARAMS[self._act]}) only, as the training loop "
-                             "does not carry a per-layer parameter yet; apply "
-                             "fo.activations with the parameter to the layer's output instead")
         self.activation = _activations.serialize(activation)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = _init.get(kernel_initializer)
@@ -295,9 +290,11 @@ class Dense(Layer):
 
 
 # -- Dropout and Activation ------------------------------------------------------------
-# Layer objects with Keras' arguments and config.  Sequential does not take them
-# yet: the C training loop has the dropout kernel (fo_dropout_forward/backward)
-# and every activation, but not these layers in its network spec.
+# Layer objects with Keras' arguments and config.  In a Sequential model they
+# fold into the C network: a Dropout into the dropout of the Dense layer before
+# it (masks from the model's xoshiro stream, so a seeded model trains the same
+# bits every run; the layer's own seed serves its standalone calls), an
+# Activation into the linear Dense layer before it.
 
 class Dropout(Layer):
     """Inverted dropout (Keras' ``Dropout``): while training, each input is set to 0

@@ -97,7 +97,7 @@ def _dtype_of(dtype, *arrays) -> np.dtype:
     floats = [a.dtype for a in arrays if isinstance(a, np.ndarray) and a.dtype.kind == "f"]
     if not floats:
         return np.dtype(np.float64)
-    dt = np.result_type(*floats)
+    dt = np.result_type(*floats).newbyteorder("=")  # a byte-swapped float32 is float32
     if dt not in (np.float32, np.float64):
         dt = np.dtype(np.float32) if dt.itemsize < 4 else np.dtype(np.float64)
     return np.dtype(dt)

@@ -36,7 +36,7 @@ from . import optimizers as _optimizers
 from . import saving as _saving
 from ._checks import as_float_array, check_int, check_real, keras_keywords
 from ._warnings import DivergenceWarning
-from .layers import Dense, InputLayer
+from .layers import Activation, Dense, Dropout, InputLayer
 from .saving import load_model  # noqa: F401  (fastopt.models.load_model, as before)
 
 __all__ = ["Sequential", "load_model", "clone_model"]
@@ -49,8 +49,7 @@ _FAST_PATH = True
 _STEPS_PER_CALL = 1 << 16
 _EPOCHS_PER_CALL = 1 << 12
 
-# the C loss code of each loss name losses.get returns
-_LOSS_CODES = {"mean_squared_error": _core.LOSS_MSE}
+_SPARSE = "sparse_categorical_crossentropy"
 
 _DIVERGED = {1: "the loss became NaN or infinite",
              2: "the loss grew more than 1e6 times above its starting value",
@@ -108,6 +107,7 @@ class Sequential:
         self._net = None  # the _core.Network, once built
         self.loss: Optional[str] = None
         self.metrics_names: list[str] = []
+        self._metric_list: list = []  # (name, "se"/"ae"/"c", metric object or None), compile's order
         self.stop_training = False
         self.history: Optional[_callbacks.History] = None
         self._diverged = False  # train_on_batch warned and has not seen a sound step since
@@ -166,11 +166,16 @@ class Sequential:
         if isinstance(layer, InputLayer):
             self._set_input_layer(layer)
             return
-        if not isinstance(layer, Dense):
-            raise TypeError(f"Sequential takes Dense layers, got {type(layer).__name__}")
+        if not isinstance(layer, (Dense, Dropout, Activation)):
+            raise TypeError(f"Sequential takes Dense, Dropout and Activation layers, got {type(layer).__name__}")
         if any(layer is l for l in self.layers):
             raise ValueError("this layer is already in the model")
-        if layer.built:
+        if not isinstance(layer, Dense):
+            if self.built:
+                raise ValueError(f"{type(layer).__name__} cannot be added to a built model: its network is laid "
+                                 "out; make the model with the layer in its list")
+            _fold(self.layers + [layer])  # refuses a Dropout or Activation with no place in the C network
+        elif layer.built:
             raise ValueError(f"layer {layer.name!r} already belongs to a built model; its weights live "
                              "in that model's buffer, so make a new Dense layer")
         if (not self.layers and self._input_layer is not None and layer._input_shape_arg is not None
@@ -206,9 +211,15 @@ class Sequential:
         """The input width the model was given: by ``fo.Input`` or the first layer's ``input_shape``."""
         if self._input_layer is not None:
             return self._input_layer.batch_shape[-1]
-        if self.layers and self.layers[0]._input_shape_arg is not None:
-            return self.layers[0]._input_shape_arg[0]
+        dense = self._dense
+        if dense and dense[0]._input_shape_arg is not None:
+            return dense[0]._input_shape_arg[0]
         return None
+
+    @property
+    def _dense(self) -> list[Dense]:
+        """The Dense layers (the C network's layers; Dropout and Activation fold into them)."""
+        return [l for l in self.layers if isinstance(l, Dense)]
 
     def get_layer(self, name: Optional[str] = None, index: Optional[int] = None) -> Dense:
         """A layer by ``name`` or by ``index`` in ``model.layers``, as Keras' ``get_layer``."""
@@ -238,19 +249,22 @@ class Sequential:
 
     def _spec(self) -> tuple:
         """The network as the C kernels read it: (units, activations, use_bias, l1, l2)."""
-        units = (self._input_dim,) + tuple(l.units for l in self.layers)
-        regs = [l.kernel_regularizer for l in self.layers]
-        return (units, tuple(l._act for l in self.layers), tuple(l.use_bias for l in self.layers),
+        dense = self._dense
+        folded = _fold(self.layers, last=True)
+        units = (self._input_dim,) + tuple(l.units for l in dense)
+        regs = [l.kernel_regularizer for l in dense]
+        return (units, tuple(f[0] for f in folded), tuple(l.use_bias for l in dense),
                 tuple(float(r.l1) if r else 0.0 for r in regs),
-                tuple(float(r.l2) if r else 0.0 for r in regs))
+                tuple(float(r.l2) if r else 0.0 for r in regs),
+                tuple(f[1] for f in folded), tuple(f[2] for f in folded), tuple(f[3] for f in folded))
 
     def build(self, input_shape: tuple) -> None:
         """Make the network, allocate the flat parameter buffer and initialize
         every layer's weights (views into it, as the network lays them out)."""
         if self.built:
             return
-        if not self.layers:
-            raise ValueError("the model has no layers")
+        if not self._dense:
+            raise ValueError("the model has no Dense layers")
         self._input_dim = check_int(input_shape[-1], "input_shape[-1]", low=1)
         self.spec = self._spec()
         net = _core.Network(self.spec, self.dtype, self._rng)
@@ -258,7 +272,7 @@ class Sequential:
         variables = net.views(params)
         views = iter(variables)
         fan_in = self._input_dim
-        for layer in self.layers:
+        for layer in self._dense:
             layer.kernel = next(views)
             layer.kernel[...] = layer.kernel_initializer((fan_in, layer.units), self.dtype, self._init_rng)
             if layer.use_bias:
@@ -266,7 +280,7 @@ class Sequential:
                 layer.bias[...] = layer.bias_initializer((layer.units,), self.dtype, self._init_rng)
             fan_in = layer.units
         if self.loss is not None:
-            net.loss = _LOSS_CODES[self.loss]
+            self._configure_net(net)
         self._net = net
         self._params = params
         self._variables = variables
@@ -318,19 +332,70 @@ class Sequential:
     def compile(self, optimizer: Union[str, _optimizers.Optimizer] = "rmsprop",
                 loss: Any = "mean_squared_error", metrics: Optional[Sequence] = None) -> None:
         """Choose the optimizer (a name such as ``"adam"`` or an optimizer object),
-        the loss (mean squared error) and the metrics (``"mse"``, ``"mae"`` and
-        their long names)."""
+        the loss (any Keras 3 name or ``fo.losses`` object: ``"mse"``, ``"mae"``,
+        ``"huber"``, ``"log_cosh"``, ``"binary_crossentropy"``,
+        ``"categorical_crossentropy"``, ``"sparse_categorical_crossentropy"``...)
+        and the metrics (names, functions or ``fo.metrics`` objects; ``"accuracy"``
+        becomes the binary, categorical or sparse form the loss and outputs call
+        for, as in Keras).  A sigmoid or softmax last layer with cross-entropy
+        is trained through the stable logits form (log-sum-exp)."""
         opt = _optimizers.get(optimizer)
-        loss_name = _losses._training_loss_name(loss)
-        names = list(metrics or [])
-        kinds = [_metrics._training_metric_kind(m) for m in names]
-        code = _LOSS_CODES[loss_name]
-        self.loss = loss_name
-        self.metrics_names = [m if isinstance(m, str) else m.__name__ for m in names]
-        self._metric_kinds = kinds
+        loss_obj = _losses.as_loss(loss)
+        if loss_obj.reduction is None or loss_obj.reduction == "none":
+            raise ValueError(f"loss {loss!r}: reduction=None gives one value per sample; training needs "
+                             "one batch loss (use 'sum_over_batch_size', 'sum' or 'mean_with_sample_weight')")
+        metric_list = self._compile_metrics(metrics, loss_obj)
+        default = type(loss_obj)()
+        plain = loss_obj.get_config() == dict(default.get_config(), name=loss_obj.name) \
+            and loss_obj.name in (default.name, loss_obj.kind)
+        self.loss = loss_obj.kind if plain else _losses.serialize(loss_obj)
+        self._loss_obj = loss_obj
+        self.metrics_names = [name for name, _, _ in metric_list]
+        self._metric_list = metric_list
         if self.built:
-            self._net.loss = code
+            self._configure_net(self._net)
         self.optimizer = opt
+
+    def _compile_metrics(self, metrics, loss_obj) -> list:
+        """(name, "se"/"ae"/"c", metric object or None) of each of compile's metrics:
+        mse and mae come from the error sums, the others from C's metric sums."""
+        if metrics is not None and (isinstance(metrics, (str, dict)) or not hasattr(metrics, "__iter__")):
+            raise TypeError(f"metrics must be a list, got {type(metrics).__name__}")
+        out = []
+        for m in metrics or []:
+            if isinstance(m, dict):  # a config, as a saved model holds it
+                m = _metrics.get(m)
+            if isinstance(m, _metrics.Metric):
+                name = m.name
+            elif isinstance(m, str):
+                name = m
+            elif callable(m) and hasattr(m, "__name__"):
+                name = m.__name__
+            else:
+                raise ValueError(f"unknown metric {m!r}")
+            try:
+                kind = _metrics._training_metric_kind(m)
+            except ValueError:
+                kind = "c"
+            if kind != "c":
+                out.append((name, kind, None))
+                continue
+            if isinstance(m, str) and m.lower() in ("accuracy", "acc"):
+                if not self._dense:
+                    raise ValueError("compile: metrics=['accuracy'] needs the model's layers first")
+                obj = _metrics.accuracy_for(m, 1 if loss_obj.kind == _SPARSE else self._dense[-1].units,
+                                            self._dense[-1].units, loss_obj.kind == _SPARSE)
+            else:
+                obj = _metrics.get(m)
+                if not isinstance(m, _metrics.Metric):
+                    obj.name = name
+            out.append((name, "c", obj))
+        return out
+
+    def _configure_net(self, net) -> None:
+        """The loss and the metric specs, set on the C network."""
+        net.loss = self._loss_obj.c_spec
+        net.metrics = tuple(obj.c_spec for _, kind, obj in self._metric_list if kind == "c")
 
     def _require_compiled(self, what: str) -> None:
         if self._optimizer is None:
@@ -354,7 +419,10 @@ class Sequential:
         if not self.layers:
             raise ValueError("the model has no layers")
         y = as_float_array(y, name, self.dtype)
-        out = self.layers[-1].units
+        out = self._dense[-1].units if self._dense else 0
+        loss = getattr(self, "_loss_obj", None)
+        if loss is not None and loss.kind == _SPARSE:
+            out = 1  # one class index per sample
         if y.ndim == 1 and out == 1:
             y = y.reshape(-1, 1)  # (n,) and (n, 1) are the same n samples
         if y.ndim != 2 or y.shape[1] != out:
@@ -362,6 +430,11 @@ class Sequential:
                              + f", got {y.shape}")
         if y.shape[0] != n:
             raise ValueError(f"x has {n} samples but {name} has {y.shape[0]}")
+        if loss is not None and loss.kind in _CHECKED:
+            try:
+                loss.check_targets(y, self._dense[-1].units)
+            except ValueError as e:
+                raise ValueError(f"{name}: {e}") from None
         return y
 
     def _sample_weight(self, sample_weight, n: int, name: str = "sample_weight") -> Optional[np.ndarray]:
@@ -385,10 +458,21 @@ class Sequential:
         or its value rounded (one output)."""
         if not isinstance(class_weight, Mapping):
             raise TypeError(f"class_weight must be a dict of class -> weight, got {type(class_weight).__name__}")
+        outputs = self._dense[-1].units
+        kind = getattr(self, "_loss_obj", None) and self._loss_obj.kind
+        # the classes a classifier has (a one-output regression's rounded targets are any integers)
+        n_classes = 2 if outputs == 1 and kind == "binary_crossentropy" else None if outputs == 1 else outputs
         table = {}
         for k, v in class_weight.items():
-            table[check_int(k, "class_weight key")] = check_real(v, f"class_weight[{k!r}]", low=0)
-        classes = np.argmax(y, axis=1) if y.shape[1] > 1 else np.round(y[:, 0]).astype(np.int64)
+            key = check_int(k, "class_weight key")
+            if n_classes is not None and not 0 <= key < n_classes:
+                raise ValueError(f"class_weight: class {k!r} is not one of the model's classes 0..{n_classes - 1}")
+            table[key] = check_real(v, f"class_weight[{k!r}]", low=0)
+        sparse = getattr(self, "_loss_obj", None) is not None and self._loss_obj.kind == _SPARSE
+        if sparse:
+            classes = y[:, 0].astype(np.int64)
+        else:
+            classes = np.argmax(y, axis=1) if y.shape[1] > 1 else np.round(y[:, 0]).astype(np.int64)
         w = np.ones(y.shape[0], self.dtype)
         for c, weight in table.items():
             w[classes == c] = weight
@@ -412,17 +496,27 @@ class Sequential:
         return x, y, sw
 
     # -- per-batch calls ------------------------------------------------------------
-    def _logs(self, loss: float, sse: float, sae: float, count: int) -> dict[str, float]:
+    def _logs(self, loss: float, sse: float, sae: float, count: int, acc=()) -> dict[str, float]:
+        """The loss and each metric: mse/mae from the error sums over ``count``
+        outputs, the others from their C sums ``acc`` (in compile's order)."""
         logs = {"loss": loss}
-        for name, kind in zip(self.metrics_names, self._metric_kinds):
-            logs[name] = (sse if kind == "se" else sae) / count
+        off = 0
+        for name, kind, obj in self._metric_list:
+            if kind == "c":
+                size = _acc_size(obj, self._dense[-1].units)
+                obj._acc = np.array(acc[off:off + size], np.float64)
+                off += size
+                value = obj.result()
+                logs[name] = float(value) if np.ndim(value) == 0 else value
+            else:
+                logs[name] = (sse if kind == "se" else sae) / count
         return logs
 
-    def _result(self, loss: float, sse: float, sae: float, count: int, return_dict: bool):
+    def _result(self, loss: float, sse: float, sae: float, count: int, return_dict: bool, acc=()):
         """Keras' return value: the loss alone, [loss, *metrics], or a dict."""
         if not return_dict and not self.metrics_names:
             return loss
-        logs = self._logs(loss, sse, sae, count)
+        logs = self._logs(loss, sse, sae, count, acc)
         return logs if return_dict else list(logs.values())
 
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None, return_dict: bool = False):
@@ -442,22 +536,22 @@ class Sequential:
                 lr = opt.learning_rate
                 r = net.train_on_batch(x, y, None, lr, True)
                 if r is not NotImplemented:
-                    loss, sse, sae, bad = r
+                    loss, sse, sae, bad, acc = r
                     if bad or self._diverged:
                         self._note_batch_divergence(bad, opt, lr)
                     if not return_dict and not self.metrics_names:
                         return loss
-                    return self._result(loss, sse, sae, y.size, return_dict)
+                    return self._result(loss, sse, sae, y.size, return_dict, acc)
         self._require_compiled("train_on_batch")
         x, y, sw = self._batch_data(x, y, sample_weight, class_weight)
         if self._optimizer is not self._bound_opt:
             self._bind()
         opt = self._bound_opt
         lr = opt.learning_rate
-        loss, sse, sae, bad = self._net.train_on_batch(x, y, sw, lr)
+        loss, sse, sae, bad, acc = self._net.train_on_batch(x, y, sw, lr)
         if bad or self._diverged:
             self._note_batch_divergence(bad, opt, lr)
-        return self._result(loss, sse, sae, y.size, return_dict)
+        return self._result(loss, sse, sae, y.size, return_dict, acc)
 
     def _note_batch_divergence(self, bad: int, opt, lr) -> None:
         """train_on_batch warns when a step diverges, then not again until a sound step."""
@@ -473,12 +567,12 @@ class Sequential:
         if _FAST_PATH and net is not None and sample_weight is None and self._optimizer is not None:
             r = net.evaluate(x, y, None, True)
             if r is not NotImplemented:
-                return self._result(r[0], r[1], r[2], y.size, return_dict)
+                return self._result(r[0], r[1], r[2], y.size, return_dict, r[3])
         self._require_built("test_on_batch")
         self._require_compiled("test_on_batch")
         x, y, sw = self._batch_data(x, y, sample_weight)
-        loss, sse, sae = self._net.evaluate(x, y, sw)
-        return self._result(loss, sse, sae, y.size, return_dict)
+        loss, sse, sae, acc = self._net.evaluate(x, y, sw)
+        return self._result(loss, sse, sae, y.size, return_dict, acc)
 
     def predict_on_batch(self, x) -> np.ndarray:
         """The model's outputs for one batch, ``(n, units of the last layer)``, in one C call."""
@@ -604,6 +698,8 @@ class Sequential:
             run.epochs_watched(epochs, cbs, val, validation_freq)
         else:
             run.epochs_in_bulk(epochs, self.history)
+        if epochs > 0:  # Keras 3's trainer: with use_ema, the model ends with the moving averages
+            self._bound_opt.finalize_variable_values(self.trainable_variables)
         cbs.on_train_end()
         return self.history
 
@@ -625,6 +721,8 @@ class Sequential:
         batches = self._net.batches(x, y, None, batch_size, shuffle, steps)
         self.stop_training = False
         _FitRun(self, batches, 0).epochs_in_bulk(epochs, history)
+        if epochs > 0:  # as the thorough path: with use_ema, the model ends with the moving averages
+            self._bound_opt.finalize_variable_values(self.trainable_variables)
         return history
 
     # -- inference ------------------------------------------------------------------
@@ -693,20 +791,21 @@ class Sequential:
                                       epochs=1, steps=n_steps)
         cbs.on_test_begin()
         if cbs.uses_test_batch_hooks:
-            total, sse, sae = 0.0, 0.0, 0.0
+            total, sse, sae, acc = 0.0, 0.0, 0.0, np.zeros(self._net.n_acc)
             for step, start in enumerate(range(0, x.shape[0], batch_size)):
                 cbs.on_test_batch_begin(step)
                 part = slice(start, start + batch_size)
                 xb, yb = np.ascontiguousarray(x[part]), np.ascontiguousarray(y[part])
-                loss_b, sse_b, sae_b = self._net.evaluate(
+                loss_b, sse_b, sae_b, acc_b = self._net.evaluate(
                     xb, yb, None if sw is None else np.ascontiguousarray(sw[part]))
                 total, sse, sae = total + loss_b * xb.shape[0], sse + sse_b, sae + sae_b
+                acc += acc_b
                 rows = min(start + batch_size, x.shape[0])
-                cbs.on_test_batch_end(step, self._logs(total / rows, sse, sae, rows * y.shape[1]))
+                cbs.on_test_batch_end(step, self._logs(total / rows, sse, sae, rows * y.shape[1], acc))
             loss = total / x.shape[0]
         else:
-            loss, sse, sae = self._net.evaluate(x, y, sw)
-        logs = self._logs(loss, sse, sae, y.size)
+            loss, sse, sae, acc = self._net.evaluate(x, y, sw)
+        logs = self._logs(loss, sse, sae, y.size, acc)
         cbs.on_test_end(logs)
         if return_dict:
             return logs
@@ -716,10 +815,14 @@ class Sequential:
     def summary(self, print_fn=print) -> None:
         rows = [("Layer (type)", "Output Shape", "Param #")]
         fan_in = self._input_dim if self.built else None
+        width = None
         for layer in self.layers:
+            if not isinstance(layer, Dense):  # Dropout, Activation: no weights, the same shape
+                rows.append((f"{layer.name} ({type(layer).__name__})", f"(None, {width or '?'})", "0"))
+                continue
             count = layer.count_params(fan_in) if fan_in else "?"
             rows.append((f"{layer.name} (Dense)", f"(None, {layer.units})", str(count)))
-            fan_in = layer.units
+            fan_in = width = layer.units
         widths = [max(len(r[i]) for r in rows) + 2 for i in range(3)]
         line = "-" * sum(widths)
         print_fn(f'Model: "{self.name}"')
@@ -732,7 +835,7 @@ class Sequential:
     def get_config(self) -> dict[str, Any]:
         return {"name": self.name, "dtype": self.dtype.name, "seed": self.seed,
                 "input_dim": self._input_dim if self.built else self._declared_input_dim(),
-                "layers": [l.get_config() for l in self.layers]}
+                "layers": [l.get_config() if isinstance(l, Dense) else _layers.serialize(l) for l in self.layers]}
 
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Sequential":
@@ -787,7 +890,8 @@ class _FitRun:
         self.net, self.opt = model._net, model._bound_opt
         self.steps = batches.steps
         self.rows = min(batches.steps * batches.batch_size, batches.n)  # samples of one epoch
-        self.outputs = model.layers[-1].units
+        self.outputs = model._dense[-1].units
+        self.width = 4 + model._net.n_acc  # columns of the per-epoch sums
         self.warned = False
 
     def _train(self, n_steps: int, stats: np.ndarray, epoch: int) -> None:
@@ -814,7 +918,7 @@ class _FitRun:
             stacklevel=5)
 
     def _epoch_logs(self, row, rows: int) -> dict[str, float]:
-        return self.model._logs(row[0] / rows, row[1], row[2], rows * self.outputs)
+        return self.model._logs(row[0] / rows, row[1], row[2], rows * self.outputs, row[4:])
 
     def epochs_in_bulk(self, epochs: int, history) -> None:
         """Every epoch in as few C calls as the schedule allows (up to
@@ -823,7 +927,7 @@ class _FitRun:
         epoch = self.epoch
         while epoch < epochs:
             count = min(epochs - epoch, _EPOCHS_PER_CALL)
-            stats = np.zeros((count, 4))
+            stats = np.zeros((count, self.width))
             start = self.opt.iterations
             try:
                 self._train(count * self.steps, stats, epoch)
@@ -838,8 +942,13 @@ class _FitRun:
             return
         history.epoch.extend(range(first, first + len(sums)))
         rows = self.rows
+        if any(kind == "c" for _, kind, _ in self.model._metric_list):  # metric objects: a row at a time
+            logs = [self._epoch_logs(row, rows) for row in sums]
+            for key in logs[0]:
+                history.history.setdefault(key, []).extend(l[key] for l in logs)
+            return
         columns = {"loss": sums[:, 0] / rows}
-        for name, kind in zip(self.model.metrics_names, self.model._metric_kinds):
+        for name, kind, _ in self.model._metric_list:
             columns[name] = sums[:, 1 if kind == "se" else 2] / (rows * self.outputs)
         for key, values in columns.items():
             history.history.setdefault(key, []).extend(values.tolist())
@@ -852,7 +961,7 @@ class _FitRun:
         batch_size, n = self.batches.batch_size, self.batches.n
         for epoch in range(self.epoch, epochs):
             cbs.on_epoch_begin(epoch)
-            stats = np.zeros((1, 4))
+            stats = np.zeros((1, self.width))
             rows = self.rows
             if batch_hooks:
                 for step in range(self.steps):
@@ -866,8 +975,8 @@ class _FitRun:
                 self._train(self.steps, stats, epoch)
             logs = self._epoch_logs(stats[0].tolist(), rows)
             if val is not None and _should_validate(epoch, validation_freq):
-                loss, sse, sae = self.net.evaluate(*val)
-                logs.update({"val_" + k: v for k, v in model._logs(loss, sse, sae, val[1].size).items()})
+                loss, sse, sae, acc = self.net.evaluate(*val)
+                logs.update({"val_" + k: v for k, v in model._logs(loss, sse, sae, val[1].size, acc).items()})
             cbs.on_epoch_end(epoch, logs)
             if model.stop_training:
                 break
@@ -889,3 +998,57 @@ def clone_model(model: Sequential, clone_function=None) -> Sequential:
     if model.built and not clone.built:
         clone.build((None, model._input_dim))
     return clone
+
+
+# the losses whose targets are checked before any step (fo.losses' check_targets)
+_CHECKED = ("binary_crossentropy", "categorical_crossentropy", _SPARSE)
+
+
+def _acc_size(metric, outputs: int) -> int:
+    """Doubles of C sums a metric keeps for ``outputs`` outputs (fo_metric_acc_size)."""
+    return 4 * outputs + 1 if metric.c_spec[0] == _metrics.CODES["r2_score"] else 2
+
+
+def _fold(layers: Sequence, last: bool = False) -> list[tuple[int, float, float, int]]:
+    """(activation, its parameter, dropout rate, noise code) of each Dense layer
+    of a Sequential list, with each Activation folded into the linear Dense
+    before it and each Dropout into the Dense before it; refuses an order the C
+    network cannot run.  ``last``: the list is complete (no Dropout at its end)."""
+    out: list[list] = []
+    state = None  # what follows the current Dense so far: "dense", "act", "drop"
+    for layer in layers:
+        if isinstance(layer, Dense):
+            out.append([layer._act, layer._act_param, 0.0, 0])
+            state = "dense"
+        elif isinstance(layer, Activation):
+            if state != "dense" or out[-1][0] != _core.LINEAR:
+                raise ValueError(f"Activation({layer.activation!r}) must follow a Dense layer with no activation "
+                                 "of its own (activation=None), as the C network applies one activation per "
+                                 "Dense layer; give the Dense layer the activation instead")
+            out[-1][0], out[-1][1] = layer._act, layer._act_param
+            state = "act"
+        elif isinstance(layer, Dropout):
+            if state not in ("dense", "act"):
+                raise ValueError("Dropout must follow a Dense (or Activation) layer: the C network drops a "
+                                 "Dense layer's outputs, not the model's inputs, and one Dropout per layer")
+            out[-1][2], out[-1][3] = layer.rate, _noise_code(layer)
+            state = "drop"
+    if last and state == "drop":
+        raise ValueError("Dropout cannot be the model's last layer: the loss reads the last Dense layer's output")
+    if last and any(f[2] >= 1 for f in out):
+        raise ValueError("Dropout(rate=1) drops every output; use a rate below 1")
+    return [tuple(f) for f in out]
+
+
+def _noise_code(layer: Dropout) -> int:
+    """Dropout's noise_shape as the C network's mask code: full, (batch, 1) or (1, features)."""
+    ns = layer.noise_shape
+    if ns is None:
+        return 0
+    if len(ns) == 2 and ns[0] is None and ns[1] == 1:
+        return 1
+    if len(ns) == 2 and ns[0] == 1 and ns[1] is None:
+        return 2
+    if len(ns) == 2 and ns[0] is None and ns[1] is None:
+        return 0
+    raise ValueError(f"Dropout noise_shape {ns}: the training loop takes None, (None, 1) or (1, None)")

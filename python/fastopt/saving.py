@@ -45,6 +45,8 @@ from typing import Any, BinaryIO, Callable, Optional, Union
 import numpy as np
 
 from . import _core
+from . import layers as _layers
+from . import losses as _losses
 from . import optimizers as _optimizers
 from .layers import Dense
 
@@ -74,10 +76,22 @@ def _model_state(model) -> dict[str, Any]:
     opt = model.optimizer
     slots = [(k, s) for k, s in enumerate(model._slots) if s is not None] if model.built else []
     return {"config": model.get_config(),
-            "compile": None if opt is None else {"loss": model.loss, "metrics": list(model.metrics_names)},
+            "compile": None if opt is None else {"loss": model.loss, "metrics": _metric_configs(model)},
             "optimizer": opt, "iterations": None if opt is None else opt.iterations,
             "params": model._params if model.built else None, "slots": slots,
             "rng_state": model._rng_state, "init_rng": model._init_rng.bit_generator.state}
+
+
+def _metric_configs(model) -> list:
+    """compile's metrics as written: the name, or the config of a metric object
+    whose settings a name would not give back (threshold, k, another name)."""
+    out = []
+    for name, kind, obj in model._metric_list:
+        if obj is None or name.lower() in ("accuracy", "acc"):  # compile picks the same again
+            out.append(name)
+        else:
+            out.append({"class_name": type(obj).__name__, "config": obj.get_config()})
+    return out
 
 
 def _slots_in_use(model) -> list[int]:
@@ -476,13 +490,19 @@ def _architecture(label: str, cfg) -> dict[str, Any]:
         if not isinstance(c, dict) or not all(isinstance(k, str) for k in c):
             raise _refuse(label, field, "expected a JSON object")
         with _field(label, field):
-            layers.append(Dense.from_config(c))
-    if input_dim is not None and not layers:
+            if "class_name" in c:  # Dropout, Activation (Dense is written plain)
+                if c.get("class_name") not in ("Dropout", "Activation"):
+                    raise ValueError(f"unknown layer {c.get('class_name')!r}")
+                layers.append(_layers.deserialize(c))
+            else:
+                layers.append(Dense.from_config(c))
+    dense = [l for l in layers if isinstance(l, Dense)]
+    if input_dim is not None and not dense:
         raise _refuse(label, "model.input_dim", "a model with no layers has no input width")
     n_params = None
     if input_dim is not None:
         n_params, fan_in = 0, input_dim
-        for layer in layers:
+        for layer in dense:
             n_params += layer.count_params(fan_in)
             fan_in = layer.units
     return {"layers": layers, "dtype": np.dtype(cfg["dtype"]), "seed": cfg["seed"], "name": cfg["name"],
@@ -498,9 +518,12 @@ def _compile_section(label: str, header: dict) -> Optional[dict[str, Any]]:
         return None
     if not isinstance(comp, dict) or set(comp) != {"loss", "metrics"}:
         raise _refuse(label, "compile", "expected {\"loss\": ..., \"metrics\": [...]}")
-    if not isinstance(comp["loss"], str):
-        raise _refuse(label, "compile.loss", f"expected a string, got {comp['loss']!r}")
-    if not isinstance(comp["metrics"], list) or not all(isinstance(m, str) for m in comp["metrics"]):
+    if not isinstance(comp["loss"], (str, dict)):
+        raise _refuse(label, "compile.loss", f"expected a name or a loss config, got {comp['loss']!r}")
+    if isinstance(comp["loss"], dict):
+        with _field(label, "compile.loss"):
+            _losses.deserialize(comp["loss"])
+    if not isinstance(comp["metrics"], list) or not all(isinstance(m, (str, dict)) for m in comp["metrics"]):
         raise _refuse(label, "compile.metrics", f"expected a list of names, got {comp['metrics']!r}")
     if not isinstance(opt_cfg, dict) or not isinstance(opt_cfg.get("config"), dict) \
             or not isinstance(opt_cfg.get("class_name"), str):
@@ -631,10 +654,10 @@ def _expected_shapes(model, shapes: list[tuple]) -> list[tuple]:
     built for the input width of ``shapes[0]``)."""
     if model.built:
         return [tuple(v.shape) for v in model.trainable_variables]
-    if not model.layers or not shapes or len(shapes[0]) != 2:
+    if not model._dense or not shapes or len(shapes[0]) != 2:
         return []
     out, fan_in = [], shapes[0][0]
-    for layer in model.layers:
+    for layer in model._dense:
         out.append((fan_in, layer.units))
         if layer.use_bias:
             out.append((layer.units,))
