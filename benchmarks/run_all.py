@@ -4,6 +4,7 @@
     ... run_all.py --quick            # CI smoke run: every script with --quick
     ... run_all.py --out results/     # also keep each script's full output and JSON there
     ... run_all.py --verbose          # echo each script's full output as it finishes
+    ... run_all.py --markdown speed.md  # also write the README section alone to speed.md
 
 Each ``bench_*.py`` runs in its own process (this interpreter, ``--quick``
 passed through, ``--json`` into a scratch directory), one after the other so
@@ -29,7 +30,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SCRIPTS = ["bench_optim.py", "bench_train.py", "bench_gemm.py", "bench_articles.py", "bench_demo.py",
-           "bench_classify.py"]
+           "bench_compare.py", "bench_classify.py"]
 
 
 def reproduce_command(args) -> str:
@@ -225,6 +226,26 @@ def rows_demo(data) -> list[tuple]:
     return out
 
 
+def rows_compare(data) -> list[tuple]:
+    out = []
+    s = g(data, "summary", default={})
+    epochs = g(data, "grid", "epochs")
+    what = f"grid of 8 Adam learning rates, article 003's 13-10-1 net, {epochs} epochs (`grid_search`)"
+    if s.get("threads_over_sequential") is not None:
+        out.append((what + ', executor="threads"', "the same search, sequential",
+                    x(s["threads_over_sequential"]), ">= 1.7x"))
+    if s.get("sklearn_over_threads") is not None:
+        out.append((what + ', executor="threads"', "scikit-learn GridSearchCV(MLPRegressor), n_jobs=2",
+                    x(s["sklearn_over_threads"]), ">= 20x"))
+    if "identical_scores" in s:
+        out.append((what, "every executor's scores vs the sequential ones",
+                    "identical" if s["identical_scores"] else "**differ**", "identical"))
+    if "compare_s" in s:
+        out.append((f"`fo.compare` of six optimizers, article 004's Dense(1), {g(data, 'compare', 'epochs')} epochs",
+                    "wall time of the call", f"{s['compare_s'] * 1e3:.1f} ms", "< 100 ms"))
+    return out
+
+
 def rows_classify(data) -> list[tuple]:
     s = g(data, "summary", default={})
     what = f"digits 64-32-10 softmax, sparse CE, Adam, {s.get('epochs', '?')} epochs of batch 32 (`fit`)"
@@ -240,7 +261,8 @@ def rows_classify(data) -> list[tuple]:
 
 
 BUILDERS = {"bench_optim.py": rows_optim, "bench_train.py": rows_train, "bench_gemm.py": rows_gemm,
-            "bench_articles.py": rows_articles, "bench_demo.py": rows_demo, "bench_classify.py": rows_classify}
+            "bench_articles.py": rows_articles, "bench_demo.py": rows_demo, "bench_compare.py": rows_compare,
+            "bench_classify.py": rows_classify}
 
 
 def machine_line(results: list[dict]) -> list[str]:
@@ -269,6 +291,8 @@ def main(argv=None) -> int:
     ap.add_argument("--only", nargs="+", choices=SCRIPTS, help="run only these scripts")
     ap.add_argument("--timeout", type=float, default=1800, help="seconds allowed per script")
     ap.add_argument("--verbose", action="store_true", help="echo each script's full output")
+    ap.add_argument("--markdown", metavar="PATH", help="also write the Markdown section (header and table) "
+                    "to PATH, to paste into the README")
     args = ap.parse_args(argv)
     for var in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE"):
         if os.environ.get(var):
@@ -280,29 +304,30 @@ def main(argv=None) -> int:
         os.makedirs(outdir, exist_ok=True)
         results = [run_script(name, args, outdir) for name in (args.only or SCRIPTS)]
 
-    print("## Speed\n")
-    print("Reproduce (from the repository root, nothing else running):\n")
-    print(f"```\n{reproduce_command(args)}\n```\n")
-    for line in machine_line(results):
-        print(line)
-    print(f"- every figure is a ratio measured within one run: peer time / fastopt time (> 1: fastopt is "
-          f"faster){'; --quick (smoke run: smaller workloads, few repeats)' if args.quick else ''}\n")
-    print("| workload | compared with | fastopt speed-up | goal |")
-    print("|---|---|---:|---:|")
+    lines = ["## Speed", "", "Reproduce (from the repository root, nothing else running):", "",
+             f"```\n{reproduce_command(args)}\n```", ""]
+    lines += machine_line(results)
+    lines += [f"- every figure is a ratio measured within one run: peer time / fastopt time (> 1: fastopt is "
+              f"faster){'; --quick (smoke run: smaller workloads, few repeats)' if args.quick else ''}", "",
+              "| workload | compared with | fastopt speed-up | goal |", "|---|---|---:|---:|"]
     failed = []
     for r in results:
         if not r.get("ok"):
             failed.append(r)
-            print(f"| {r['script']} | not run | {r.get('error', '?')} | |")
+            lines.append(f"| {r['script']} | not run | {r.get('error', '?')} | |")
             continue
         try:
             rows = BUILDERS[r["script"]](r["data"])
         except Exception as e:  # a script changed its JSON: say so, keep the rest
             rows = [(r["script"], "results not understood", f"{type(e).__name__}: {e}", "")]
-        for what, peer, fig, goal in rows:
-            print(f"| {what} | {peer} | {fig} | {goal} |")
+        lines += [f"| {what} | {peer} | {fig} | {goal} |" for what, peer, fig, goal in rows]
+    print("\n".join(lines))
+    if args.markdown:  # the table alone, ready for the README
+        with open(args.markdown, "w") as f:
+            f.write("\n".join(lines) + "\n")
     print(f"\n(total {time.perf_counter() - t0:.0f} s; each script's full tables: "
-          f"{'in ' + args.out if args.out else 'run it alone, or pass --out DIR'})")
+          f"{'in ' + args.out if args.out else 'run it alone, or pass --out DIR'}"
+          f"{'; the table alone: ' + args.markdown if args.markdown else ''})")
     return 1 if failed else 0
 
 

@@ -693,6 +693,101 @@ static int lock_call(PyObject *lock, PyObject *name)
     return 0;
 }
 
+/* a new list of the tuples (g[i], v[i]), i < n */
+static PyObject *pairs_list(PyObject *const *g, PyObject *const *v, Py_ssize_t n)
+{
+    PyObject *list = PyList_New(n);
+    for (Py_ssize_t i = 0; list != NULL && i < n; i++) {
+        PyObject *p = PyTuple_Pack(2, g[i], v[i]);
+        if (p == NULL)
+            Py_CLEAR(list);
+        else
+            PyList_SET_ITEM(list, i, p);
+    }
+    return list;
+}
+
+/* Read the iterator `it` of apply_gradients' pairs.  While every item is a
+ * tuple of two and there are at most FO_FAST_VARS (and `fast`), their items go
+ * to g[], v[] (new references, *n of them) and *pairs stays NULL; otherwise
+ * *pairs is a new list of every pair (those read, then the rest) and *n is 0.
+ * -1 with an exception if iterating fails (nothing is kept then). */
+static int read_pairs(PyObject *it, int fast, PyObject **g, PyObject **v, Py_ssize_t *n,
+                      PyObject **pairs)
+{
+    PyObject *p, *list = NULL;
+    *n = 0;
+    *pairs = NULL;
+    while ((p = PyIter_Next(it)) != NULL) {
+        if (list == NULL && fast && *n < FO_FAST_VARS && PyTuple_CheckExact(p) &&
+            PyTuple_GET_SIZE(p) == 2) {
+            g[*n] = Py_NewRef(PyTuple_GET_ITEM(p, 0));
+            v[*n] = Py_NewRef(PyTuple_GET_ITEM(p, 1));
+            ++*n;
+            Py_DECREF(p); /* the zip may reuse it */
+            continue;
+        }
+        if (list == NULL) {
+            list = pairs_list(g, v, *n);
+            for (Py_ssize_t i = 0; i < *n; i++) {
+                Py_DECREF(g[i]);
+                Py_DECREF(v[i]);
+            }
+            *n = 0;
+        }
+        if (list == NULL || PyList_Append(list, p) < 0) {
+            Py_DECREF(p);
+            Py_XDECREF(list);
+            return -1;
+        }
+        Py_DECREF(p);
+    }
+    if (PyErr_Occurred()) {
+        for (Py_ssize_t i = 0; i < *n; i++) {
+            Py_DECREF(g[i]);
+            Py_DECREF(v[i]);
+        }
+        *n = 0;
+        Py_XDECREF(list);
+        return -1;
+    }
+    *pairs = list;
+    return 0;
+}
+
+/* Whether the fast path must take the optimizer's lock for this step: 1, or 0
+ * when the step is atomic for every other thread anyway, or -1 with an error.
+ * It is when the GIL stays held from here to the end of the step (a constant
+ * learning rate, so no Python code runs; fewer than FO_GIL_FREE_MIN elements,
+ * so the update keeps the GIL) and no thread holds the lock: a thread that
+ * holds it marked it locked while it had the GIL, and one that takes it now
+ * can do nothing with the optimizer before it has the GIL back, after this
+ * step.  Without a GIL (a free-threaded build), always 1. */
+static PyObject *lock_locked;
+
+static int must_lock(PyObject *lock, PyObject *lr, PyArrayObject *const *va, Py_ssize_t n)
+{
+#ifdef Py_GIL_DISABLED
+    return 1;
+#else
+    if (!PyFloat_CheckExact(lr) || lock_type == NULL || Py_TYPE(lock) != lock_type)
+        return 1;
+    size_t total = 0;
+    for (Py_ssize_t i = 0; i < n; i++)
+        total += (size_t)PyArray_SIZE(va[i]);
+    if (total >= FO_GIL_FREE_MIN)
+        return 1;
+    if (lock_locked == NULL && (lock_locked = PyObject_GetAttrString((PyObject *)lock_type, "locked")) == NULL)
+        return -1;
+    PyObject *r = PyObject_Vectorcall(lock_locked, &lock, 1, NULL);
+    if (r == NULL)
+        return -1;
+    const int held = PyObject_IsTrue(r);
+    Py_DECREF(r);
+    return held; /* -1 on error, 1 if held, 0 if free */
+#endif
+}
+
 PyDoc_STRVAR(optim_apply_doc,
              "optim_apply(optimizer, grads_and_vars) -> iterations\n\n"
              "Optimizer.apply_gradients.  Pairs of arrays that need no conversion (exact\n"
@@ -713,6 +808,9 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     /* references held while Python code may run (a schedule): the arrays and slot tuples */
     PyObject *held[3 * FO_FAST_VARS];
     int nheld = 0;
+    /* the pairs' items (owned): gi[i], vi[i] of the i-th (gradient, variable) pair */
+    PyObject *gi[FO_FAST_VARS], *vi[FO_FAST_VARS];
+    Py_ssize_t n = 0;
     if (PyList_CheckExact(gv) || PyTuple_CheckExact(gv)) {
         pairs = Py_NewRef(gv);
     } else {
@@ -723,20 +821,36 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
             PyErr_Clear(); /* not iterable: the thorough path says what to pass */
             return PyObject_CallMethodOneArg(opt, s_thorough, gv);
         }
-        pairs = PySequence_List(it); /* a zip is consumed once: keep its pairs */
-        Py_DECREF(it);
-        if (pairs == NULL)
+        /* a zip is consumed once.  Its (gradient, variable) tuples are read here and
+         * only their items kept, so that the zip reuses its tuple; anything else
+         * (another item, too many pairs) makes the list of pairs for the thorough path */
+        if (read_pairs(it, fast_enabled, gi, vi, &n, &pairs) < 0) {
+            Py_DECREF(it);
             return NULL;
+        }
+        Py_DECREF(it);
     }
-    const Py_ssize_t n = PySequence_Fast_GET_SIZE(pairs);
-    if (!fast_enabled || n < 1 || n > FO_FAST_VARS)
+    if (pairs != NULL) {
+        if (!fast_enabled || PySequence_Fast_GET_SIZE(pairs) < 1 ||
+            PySequence_Fast_GET_SIZE(pairs) > FO_FAST_VARS)
+            goto slow;
+        for (; n < PySequence_Fast_GET_SIZE(pairs); n++) {
+            PyObject *p = PySequence_Fast_GET_ITEM(pairs, n);
+            if (!PyTuple_CheckExact(p) || PyTuple_GET_SIZE(p) != 2)
+                goto slow;
+            gi[n] = Py_NewRef(PyTuple_GET_ITEM(p, 0));
+            vi[n] = Py_NewRef(PyTuple_GET_ITEM(p, 1));
+        }
+    }
+    if (n < 1)
         goto slow;
     fast = PyObject_GetAttr(opt, s_fast);
     if (fast == NULL) {
         PyErr_Clear();
         goto slow;
     }
-    /* optimizer._fast = (kind, hyper, learning_rate or None, bindings, step, lock) */
+    /* optimizer._fast = (kind, hyper, learning rate (a float, a built-in schedule or
+     * None), bindings, step, lock) */
     if (!PyTuple_Check(fast) || PyTuple_GET_SIZE(fast) != 6 ||
         !PyDict_Check(PyTuple_GET_ITEM(fast, 3)))
         goto slow;
@@ -744,10 +858,7 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     PyObject *lr_o = PyTuple_GET_ITEM(fast, 2);
     PyArrayObject *va[FO_FAST_VARS], *ga[FO_FAST_VARS];
     for (Py_ssize_t i = 0; i < n; i++) {
-        PyObject *p = PySequence_Fast_GET_ITEM(pairs, i);
-        if (!PyTuple_CheckExact(p) || PyTuple_GET_SIZE(p) != 2)
-            goto slow;
-        PyObject *g = PyTuple_GET_ITEM(p, 0), *v = PyTuple_GET_ITEM(p, 1);
+        PyObject *g = gi[i], *v = vi[i];
         if (!PyArray_CheckExact(v) || !PyArray_CheckExact(g))
             goto slow;
         va[i] = (PyArrayObject *)v;
@@ -776,7 +887,10 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     fo_optim_slots_used((int)kind, &h, used);
 
     /* from here on the optimizer is ours: its state, step count and learning rate */
-    if (lock_call(lock, s_acquire) < 0)
+    const int locking = must_lock(lock, lr_o, va, n);
+    if (locking < 0)
+        goto done;
+    if (locking && lock_call(lock, s_acquire) < 0)
         goto done; /* interrupted while waiting: nothing changed */
     fo_optim_buffers bufs[FO_FAST_VARS];
     struct {
@@ -838,16 +952,20 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     if (!decline) {
         if (PyFloat_CheckExact(lr_o)) {
             lr = PyFloat_AS_DOUBLE(lr_o);
-        } else { /* a schedule: evaluated by the same Python code as the thorough path */
+        } else { /* a schedule: evaluated as the thorough path does (float(schedule(step))),
+                  * a built-in one called here, any other by optimizer._scheduled(step) */
             PyObject *st = PyLong_FromLongLong((long long)it);
-            PyObject *r = st ? PyObject_CallMethodOneArg(opt, s_scheduled, st) : NULL;
+            PyObject *r = st == NULL ? NULL
+                          : lr_o != Py_None ? PyObject_CallOneArg(lr_o, st)
+                                            : PyObject_CallMethodOneArg(opt, s_scheduled, st);
             Py_XDECREF(st);
             lr = r ? PyFloat_AsDouble(r) : -1.0;
             Py_XDECREF(r);
             if (PyErr_Occurred()) {
                 PyObject *et, *ev, *tb;
                 PyErr_Fetch(&et, &ev, &tb);
-                lock_call(lock, s_release);
+                if (locking)
+                    lock_call(lock, s_release);
                 PyErr_Restore(et, ev, tb);
                 goto done;
             }
@@ -862,7 +980,7 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
         decline = fo_optim_check_hyper((int)kind, bufs[i].dtype, &h, &name, &value) != 0;
     }
     if (decline) {
-        if (lock_call(lock, s_release) < 0)
+        if (locking && lock_call(lock, s_release) < 0)
             goto done;
         goto slow;
     }
@@ -878,7 +996,7 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
         Py_END_ALLOW_THREADS
     }
     *step = it + 1; /* counted with the step, in the same call */
-    if (lock_call(lock, s_release) < 0)
+    if (locking && lock_call(lock, s_release) < 0)
         goto done;
     if (!finite) {
         PyObject *r = PyObject_CallMethod(opt, "_on_divergence", "Ldi", (long long)(it + 1), lr, 3);
@@ -894,10 +1012,16 @@ slow:
     for (int i = 0; i < nheld; i++)
         Py_DECREF(held[i]);
     nheld = 0;
+    if (pairs == NULL && (pairs = pairs_list(gi, vi, n)) == NULL)
+        goto done;
     result = PyObject_CallMethodOneArg(opt, s_thorough, pairs);
 done:
     for (int i = 0; i < nheld; i++)
         Py_DECREF(held[i]);
+    for (Py_ssize_t i = 0; i < n; i++) {
+        Py_DECREF(gi[i]);
+        Py_DECREF(vi[i]);
+    }
     Py_XDECREF(fast);
     Py_XDECREF(pairs);
     return result;

@@ -4,6 +4,7 @@ runner keeps order and passes errors on; BLAS is held at one thread while a
 thread pool trains."""
 import concurrent.futures as cf
 import sys
+import types
 
 import numpy as np
 import pytest
@@ -191,3 +192,20 @@ def test_unaligned_data_and_weights_train_as_aligned_ones(dtype):
                             validation_data=(prepare(x[:10]), prepare(y[:10])))
         runs.append((history.history, model.predict(prepare(x)), model.evaluate(prepare(x), prepare(y))))
     assert runs[0][0] == runs[1][0] and np.array_equal(runs[0][1], runs[1][1]) and runs[0][2] == runs[1][2]
+
+
+def test_blas_threads_keeps_threadpoolctls_scan_until_more_modules_are_imported(monkeypatch):
+    """Scanning the loaded libraries costs milliseconds: it is done once, and
+    again after an import (which may have loaded another BLAS)."""
+    pytest.importorskip("threadpoolctl")
+    monkeypatch.setattr(_executors, "_controller", (None, None))
+    with _executors.blas_threads(1):
+        assert set(_blas_thread_counts()) == {1}
+    first = _executors._controller[1]
+    with _executors.blas_threads(1):
+        pass
+    assert _executors._controller[1] is first
+    monkeypatch.setitem(sys.modules, "fastopt_test_new_module", types.ModuleType("fastopt_test_new_module"))
+    with _executors.blas_threads(1):
+        pass
+    assert _executors._controller[1] is not first

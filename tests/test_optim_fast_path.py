@@ -232,3 +232,115 @@ def test_no_divergence_warning_while_finite(recwarn):
     for _ in range(20):
         opt.apply_gradients([(np.full(100, 1e3), w)])
     assert not [r for r in recwarn if issubclass(r.category, fo.DivergenceWarning)]
+
+
+@pytest.mark.parametrize("case", [c for c in BAD if c not in ("no pairs", "epsilon underflows float32")])
+def test_refusals_of_pairs_from_an_iterator_say_what_a_list_gets(case):
+    """A zip or generator is read once in C (its tuples' items kept): the thorough
+    path still gets every pair, in order, and says the same as for a list."""
+    messages = []
+    for make in (list, iter, lambda p: (q for q in p)):
+        for fast in (True, False):
+            w = np.linspace(-1, 1, 6)
+            opt = fo.optimizers.Adam(0.1)
+            opt.apply_gradients([(np.ones(6), w)])
+            before = w.copy()
+            with fast_path(fast), pytest.raises((TypeError, ValueError)) as info:
+                opt.apply_gradients(make(BAD[case](w)))
+            messages.append((type(info.value), str(info.value)))
+            np.testing.assert_array_equal(w, before)
+            assert opt.iterations == 1
+    assert len(set(messages)) == 1, messages
+
+
+@pytest.mark.parametrize("count", [1, 16, 17])
+def test_pairs_from_a_zip_take_the_fast_path_up_to_its_variable_count(count):
+    """Up to 16 variables from a zip step in C; 17 go through the thorough path,
+    with the same bits."""
+    rng = np.random.default_rng(count)
+    grads = [rng.standard_normal(3) for _ in range(count)]
+    results = []
+    for fast in (True, False):
+        variables = [np.linspace(-1, 1, 3) + i for i in range(count)]
+        opt = fo.optimizers.Adam(0.1)
+        calls = counted(opt)
+        with fast_path(fast):
+            for _ in range(3):
+                opt.apply_gradients(zip(grads, variables))
+        assert len(calls) == (1 if fast and count <= 16 else 3)  # the first step makes the state
+        results.append(variables)
+    for a, b in zip(*results):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_an_iterator_that_fails_midway_changes_nothing():
+    w = np.linspace(-1, 1, 6)
+    opt = fo.optimizers.SGD(0.1)
+    opt.apply_gradients([(np.ones(6), w)])
+    before = w.copy()
+
+    def pairs():
+        yield np.ones(6), w
+        raise RuntimeError("the data loader failed")
+    for fast in (True, False):
+        with fast_path(fast), pytest.raises(RuntimeError, match="data loader"):
+            opt.apply_gradients(pairs())
+    np.testing.assert_array_equal(w, before)
+    assert opt.iterations == 1
+
+
+class _HalvedInverseSqrt(fo.schedules.InverseSqrtDecay):
+    """A schedule of the user's own (a subclass with its own __call__)."""
+
+    def __call__(self, step):
+        return super().__call__(step) / 2
+
+
+@pytest.mark.parametrize("schedule", [fo.schedules.InverseSqrtDecay(0.1, 0.9),
+                                      fo.schedules.ExponentialDecay(0.1, 3, 0.5),
+                                      fo.schedules.CosineDecay(0.1, 5, alpha=0.1),
+                                      _HalvedInverseSqrt(0.1, 0.9)],
+                         ids=["inverse-sqrt", "exponential", "cosine", "user subclass"])
+def test_the_fast_path_calls_built_in_schedules_itself(schedule):
+    """A built-in schedule is called by C with the step (no trip through
+    _scheduled); a schedule of the user's own still goes through _scheduled;
+    the bits are the thorough path's either way."""
+    rng = np.random.default_rng(3)
+    steps = [rng.standard_normal(4) for _ in range(6)]
+    out = []
+    for fast in (True, False):
+        w = np.linspace(-1, 1, 4)
+        opt = fo.optimizers.SGD(learning_rate=schedule, momentum=0.5)
+        scheduled, seen = opt._scheduled, []
+        opt._scheduled = lambda step: seen.append(step) or scheduled(step)
+        with fast_path(fast):
+            for g in steps:
+                opt.apply_gradients(zip([g], [w]))
+        built_in = type(schedule) is not _HalvedInverseSqrt
+        assert seen == ([0] if fast and built_in else list(range(6)))
+        out.append(w)
+    np.testing.assert_array_equal(*out)
+
+
+@pytest.mark.parametrize("size", [10, 5000])
+def test_the_fast_path_waits_for_a_thread_that_holds_the_lock(size):
+    """A small step with a constant learning rate runs under the GIL without
+    taking the optimizer's lock, but never while another thread holds it."""
+    import threading
+    w = np.zeros(size)
+    opt = fo.optimizers.SGD(0.5)
+    opt.apply_gradients([(np.ones(size), w)])  # state made: the next steps take the fast path
+    calls = counted(opt)
+    opt._lock.acquire()  # as another thread's step, with the GIL released, would
+    stepped = threading.Event()
+    worker = threading.Thread(target=lambda: (opt.apply_gradients(zip([np.ones(size)], [w])), stepped.set()))
+    worker.start()
+    try:
+        assert not stepped.wait(0.2)
+        assert opt.iterations == 1 and w[0] == -0.5
+    finally:
+        opt._lock.release()
+    worker.join(10)
+    assert stepped.is_set() and opt.iterations == 2 and w[0] == -1.0
+    assert calls == []
+    assert not opt._lock.locked()

@@ -369,15 +369,17 @@ def article_004(torch):
 
     k0, b0 = model().get_weights()
 
-    def fastopt_loop():  # as the example: the article's loop, and mini-batch SGD by fit
-        return [mse(_fit(model(), opt(name), X, y, 1000, batch) if batch
-                    else _loop(model(), opt(name), X, y, 1000)) for _, name, batch in _KINDS_004]
-
-    def fastopt_fit():
-        return [mse(_fit(model(), opt(name), X, y, 1000, batch or len(X))) for _, name, batch in _KINDS_004]
-
+    # the data in the model's dtype (float32), made once, as the NumPy and torch loops
+    # below use it: a float64 array would be converted again at every step
     Xf, yf = X.astype(np.float32), y.astype(np.float32)
     x1, y1 = Xf[:, 0], yf[:, 0]
+
+    def fastopt_loop():  # as the example: the article's loop, and mini-batch SGD by fit
+        return [mse(_fit(model(), opt(name), Xf, yf, 1000, batch) if batch
+                    else _loop(model(), opt(name), Xf, yf, 1000)) for _, name, batch in _KINDS_004]
+
+    def fastopt_fit():
+        return [mse(_fit(model(), opt(name), Xf, yf, 1000, batch or len(Xf))) for _, name, batch in _KINDS_004]
 
     def numpy():
         out, shuffle = [], np.random.default_rng(0)

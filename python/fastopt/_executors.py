@@ -22,6 +22,7 @@ from __future__ import annotations
 import concurrent.futures as cf
 import contextlib
 import os
+import sys
 from typing import Any, Callable, Iterator, Sequence, Union
 
 __all__ = ["Executor", "check_executor", "map_tasks", "blas_threads", "usable_cpus"]
@@ -56,12 +57,9 @@ def blas_threads(n: int) -> Iterator[None]:
     scipy-openblas32 fastopt links), else through scipy-openblas32's
     ``scipy_openblas_set_num_threads``; without either, nothing is changed.
     """
-    try:
-        from threadpoolctl import threadpool_limits
-    except ImportError:
-        threadpool_limits = None
-    if threadpool_limits is not None:
-        with threadpool_limits(limits=n, user_api="blas"):
+    controller = _threadpool_controller()
+    if controller is not None:
+        with controller.limit(limits=n, user_api="blas"):
             yield
         return
     lib = _openblas()
@@ -74,6 +72,26 @@ def blas_threads(n: int) -> Iterator[None]:
         yield
     finally:
         lib.scipy_openblas_set_num_threads(old)
+
+
+_controller: tuple = (None, None)  # (len(sys.modules) when made, threadpoolctl.ThreadpoolController)
+
+
+def _threadpool_controller():
+    """threadpoolctl's view of the thread pools of this process (None without
+    threadpoolctl).  Making one scans every loaded library (milliseconds, as
+    long as a short grid search takes), so it is kept, and made again only once
+    more modules have been imported (one may have brought another BLAS)."""
+    global _controller
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return None
+    modules, controller = _controller
+    if controller is None or modules != len(sys.modules):
+        controller = ThreadpoolController()
+        _controller = (len(sys.modules), controller)
+    return controller
 
 
 def _openblas():

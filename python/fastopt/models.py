@@ -624,6 +624,16 @@ class Sequential:
         step boundary: the weights, the optimizer's state and ``iterations``
         agree, and History holds the epochs completed.
         """
+        if (_FAST_PATH and callbacks is None and type(verbose) is int and verbose == 0
+                and validation_data is None and class_weight is None and sample_weight is None
+                and steps_per_epoch is None and validation_steps is None and validation_batch_size is None
+                and type(validation_split) in (float, int) and validation_split == 0
+                and type(validation_freq) is int and validation_freq == 1
+                and type(initial_epoch) is int and initial_epoch == 0
+                and (batch_size is None or (type(batch_size) is int and batch_size >= 1))
+                and type(epochs) is int and epochs >= 0 and type(shuffle) is bool
+                and self._optimizer is not None and self._optimizer is self._bound_opt):
+            return self._fit_lean(x, y, 32 if batch_size is None else batch_size, epochs, shuffle)
         self._require_compiled("fit")
         batch_size = 32 if batch_size is None else check_int(batch_size, "batch_size", low=1)
         epochs = check_int(epochs, "epochs", low=0)
@@ -692,6 +702,28 @@ class Sequential:
             self._bound_opt.finalize_variable_values(self.trainable_variables)
         cbs.on_train_end()
         return self.history
+
+    def _fit_lean(self, x, y, batch_size: int, epochs: int, shuffle: bool) -> _callbacks.History:
+        """``fit`` in the common case, with its fixed cost cut to the minimum: a built
+        model bound to its compiled optimizer, no callbacks, validation or weights,
+        ``verbose=0``, and every other argument already of its checked type (``fit``
+        tested that).  The same checks, C calls and History as the thorough path,
+        without the CallbackList: x and y are checked by the same helpers, so a bad
+        array gets the same message."""
+        x = self._x(x)
+        y = self._y(y, x.shape[0])
+        n = x.shape[0]
+        steps = -(-n // min(batch_size, n))
+        history = _callbacks.History()
+        history.set_model(self)
+        history.set_params({"epochs": epochs, "steps": steps, "verbose": 0})
+        self.history = history
+        batches = self._net.batches(x, y, None, batch_size, shuffle, steps)
+        self.stop_training = False
+        _FitRun(self, batches, 0).epochs_in_bulk(epochs, history)
+        if epochs > 0:  # as the thorough path: with use_ema, the model ends with the moving averages
+            self._bound_opt.finalize_variable_values(self.trainable_variables)
+        return history
 
     # -- inference ------------------------------------------------------------------
     def predict(self, x, batch_size: Optional[int] = None, verbose: Union[int, str] = "auto",

@@ -76,6 +76,8 @@ _KIND_SLOTS = 3                          # the rule's own slots come first
 _EMA, _ACCUM, _MASK = 3, 4, 5            # then Keras 3's features (csrc/fastopt.h)
 _NO_SLOTS = (None,) * MAX_SLOTS
 _MAX_STEP = 2 ** 53
+# schedules whose call has no side effects (the fast path may call them directly)
+_BUILT_IN_SCHEDULES = frozenset(_schedules._SCHEDULES.values())
 
 _HYPERPARAMETERS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "momentum", "nesterov",
                     "rho", "centered", "beta_1", "beta_2", "epsilon", "amsgrad",
@@ -389,10 +391,17 @@ class Optimizer:
 
     def _refresh_fast(self) -> None:
         """What the C fast path reads, in one attribute: (kind, packed hyper,
-        constant learning rate or None, bindings, step, lock)."""
+        learning rate, bindings, step, lock).  The learning rate is the constant
+        one, or a built-in schedule (C calls it with the step and checks what it
+        gives as ``_scheduled`` does), or None for ``_scheduled`` to evaluate."""
         if "_hyper" in self.__dict__:
-            self._fast = (self._kind, _core.optim_pack_hyper(self._hyper),
-                          self._lr if self._schedule is None else None,
+            if self._schedule is None:
+                lr = self._lr
+            elif type(self._schedule) in _BUILT_IN_SCHEDULES:  # pure: calling it twice is harmless
+                lr = self._schedule
+            else:
+                lr = None
+            self._fast = (self._kind, _core.optim_pack_hyper(self._hyper), lr,
                           self._state.bindings, self._step, self._lock)
 
     def _set_learning_rate(self, learning_rate: LearningRate) -> None:
