@@ -1122,7 +1122,15 @@ static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssiz
     Py_DECREF(g);
     if (views == NULL)
         return NULL;
-    return Py_BuildValue("(dN)", loss, views);
+    PyObject *lo = PyFloat_FromDouble(loss), *out = lo ? PyTuple_New(2) : NULL;
+    if (out == NULL) {
+        Py_XDECREF(lo);
+        Py_DECREF(views);
+        return NULL;
+    }
+    PyTuple_SET_ITEM(out, 0, lo); /* (loss, views) without parsing a format per call */
+    PyTuple_SET_ITEM(out, 1, views);
+    return out;
 }
 
 PyDoc_STRVAR(evaluate_doc,

@@ -755,6 +755,125 @@ static int read_pairs(PyObject *it, int fast, PyObject **g, PyObject **v, Py_ssi
     return 0;
 }
 
+
+/* Built-in schedules evaluated here, without Python.  Optimizer._refresh_fast
+ * puts (code, schedule) in _fast for a schedule whose Python formula uses only
+ * IEEE-exact double operations (+ - * / sqrt floor), so the same operations in
+ * the same order give the same bits as float(schedule(step)); the parameters
+ * are read from the schedule at each step (it may be changed) and must be
+ * floats (staircase a bool), else the schedule is called as any other.
+ * (Schedules with pow/cos/log keep the Python call: NumPy may evaluate those
+ * with other code (SIMD) than C's libm, not bit for bit the same.) */
+enum { FO_SCHED_INVERSE_SQRT = 1, FO_SCHED_INVERSE_TIME = 2 };
+
+typedef struct {
+    int code;
+    double p[3];
+    int staircase;
+} fo_sched;
+
+static PyObject *s_initial, *s_beta, *s_decay_steps, *s_decay_rate, *s_staircase;
+
+static int sched_float(PyObject *obj, PyObject *name, double *out)
+{
+    PyObject *v = PyObject_GetAttr(obj, name);
+    if (v == NULL) {
+        PyErr_Clear();
+        return 0;
+    }
+    const int ok = PyFloat_CheckExact(v);
+    if (ok)
+        *out = PyFloat_AS_DOUBLE(v);
+    Py_DECREF(v);
+    return ok;
+}
+
+/* 1 and *s filled if lr is (code, schedule) with float parameters, else 0 (no error set) */
+static int sched_read(PyObject *lr, fo_sched *s)
+{
+    if (!PyTuple_CheckExact(lr) || PyTuple_GET_SIZE(lr) != 2 || !PyLong_CheckExact(PyTuple_GET_ITEM(lr, 0)))
+        return 0;
+    if (s_initial == NULL) {
+        s_initial = PyUnicode_InternFromString("initial_learning_rate");
+        s_beta = PyUnicode_InternFromString("beta");
+        s_decay_steps = PyUnicode_InternFromString("decay_steps");
+        s_decay_rate = PyUnicode_InternFromString("decay_rate");
+        s_staircase = PyUnicode_InternFromString("staircase");
+        if (!s_initial || !s_beta || !s_decay_steps || !s_decay_rate || !s_staircase) {
+            PyErr_Clear();
+            Py_CLEAR(s_initial);
+            return 0;
+        }
+    }
+    PyObject *obj = PyTuple_GET_ITEM(lr, 1);
+    s->code = (int)PyLong_AsLong(PyTuple_GET_ITEM(lr, 0));
+    s->staircase = 0;
+    switch (s->code) {
+    case FO_SCHED_INVERSE_SQRT:
+        return sched_float(obj, s_initial, &s->p[0]) && sched_float(obj, s_beta, &s->p[1]);
+    case FO_SCHED_INVERSE_TIME: {
+        if (!sched_float(obj, s_initial, &s->p[0]) || !sched_float(obj, s_decay_steps, &s->p[1]) ||
+            !sched_float(obj, s_decay_rate, &s->p[2]))
+            return 0;
+        PyObject *st = PyObject_GetAttr(obj, s_staircase);
+        if (st == NULL) {
+            PyErr_Clear();
+            return 0;
+        }
+        const int ok = st == Py_True || st == Py_False;
+        s->staircase = st == Py_True;
+        Py_DECREF(st);
+        return ok;
+    }
+    default:
+        PyErr_Clear();
+        return 0;
+    }
+}
+
+/* the schedule's rate at step `step` (exact in a double: step <= 2**53) */
+static double sched_value(const fo_sched *s, int64_t step)
+{
+    const double t = (double)step;
+    switch (s->code) {
+    case FO_SCHED_INVERSE_SQRT: /* initial_learning_rate / sqrt(1.0 + beta * step) */
+        return s->p[0] / sqrt(1.0 + s->p[1] * t);
+    case FO_SCHED_INVERSE_TIME: { /* initial / (1.0 + decay_rate * p), p = step / decay_steps */
+        double p = t / s->p[1];
+        if (s->staircase)
+            p = floor(p);
+        return s->p[0] / (1.0 + s->p[2] * p);
+    }
+    default:
+        return NAN;
+    }
+}
+
+PyDoc_STRVAR(optim_schedule_value_doc,
+             "optim_schedule_value(fast_lr, step) -> float or None\n\n"
+             "The learning rate the fast path computes in C for optimizer._fast[2] =\n"
+             "(code, schedule) at call `step`, or None when it would call the schedule.");
+
+static PyObject *py_optim_schedule_value(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    (void)self;
+    if (nargs != 2) {
+        PyErr_SetString(PyExc_TypeError, "optim_schedule_value(fast_lr, step)");
+        return NULL;
+    }
+    const long long step = PyLong_AsLongLong(args[1]);
+    if (step == -1 && PyErr_Occurred())
+        return NULL;
+    if (step < 0 || step > FO_MAX_STEP) {
+        PyErr_Format(PyExc_ValueError, "step must be in [0, 2**53], got %lld", step);
+        return NULL;
+    }
+    fo_sched s;
+    if (!sched_read(args[0], &s))
+        Py_RETURN_NONE;
+    return PyFloat_FromDouble(sched_value(&s, (int64_t)step));
+}
+
 /* Whether the fast path must take the optimizer's lock for this step: 1, or 0
  * when the step is atomic for every other thread anyway, or -1 with an error.
  * It is when the GIL stays held from here to the end of the step (a constant
@@ -765,12 +884,12 @@ static int read_pairs(PyObject *it, int fast, PyObject **g, PyObject **v, Py_ssi
  * step.  Without a GIL (a free-threaded build), always 1. */
 static PyObject *lock_locked;
 
-static int must_lock(PyObject *lock, PyObject *lr, PyArrayObject *const *va, Py_ssize_t n)
+static int must_lock(PyObject *lock, int python_free_lr, PyArrayObject *const *va, Py_ssize_t n)
 {
 #ifdef Py_GIL_DISABLED
     return 1;
 #else
-    if (!PyFloat_CheckExact(lr) || lock_type == NULL || Py_TYPE(lock) != lock_type)
+    if (!python_free_lr || lock_type == NULL || Py_TYPE(lock) != lock_type)
         return 1;
     size_t total = 0;
     for (Py_ssize_t i = 0; i < n; i++)
@@ -887,7 +1006,9 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     fo_optim_slots_used((int)kind, &h, used);
 
     /* from here on the optimizer is ours: its state, step count and learning rate */
-    const int locking = must_lock(lock, lr_o, va, n);
+    fo_sched sched;
+    const int c_sched = sched_read(lr_o, &sched);
+    const int locking = must_lock(lock, PyFloat_CheckExact(lr_o) || c_sched, va, n);
     if (locking < 0)
         goto done;
     if (locking && lock_call(lock, s_acquire) < 0)
@@ -952,10 +1073,13 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     if (!decline) {
         if (PyFloat_CheckExact(lr_o)) {
             lr = PyFloat_AS_DOUBLE(lr_o);
+        } else if (c_sched) {
+            lr = sched_value(&sched, it);
         } else { /* a schedule: evaluated as the thorough path does (float(schedule(step))),
                   * a built-in one called here, any other by optimizer._scheduled(step) */
             PyObject *st = PyLong_FromLongLong((long long)it);
             PyObject *r = st == NULL ? NULL
+                          : PyTuple_CheckExact(lr_o) ? PyObject_CallOneArg(PyTuple_GET_ITEM(lr_o, 1), st)
                           : lr_o != Py_None ? PyObject_CallOneArg(lr_o, st)
                                             : PyObject_CallMethodOneArg(opt, s_scheduled, st);
             Py_XDECREF(st);
@@ -1151,4 +1275,6 @@ PyMethodDef fo_optim_methods[] = {
      "apply_gradients through the thorough path (for tests)"},
     {"memory_key", py_memory_key, METH_O, memory_key_doc},
     {"optim_pack_hyper", py_optim_pack_hyper, METH_O, optim_pack_hyper_doc},
+    {"optim_schedule_value", (PyCFunction)(void (*)(void))py_optim_schedule_value, METH_FASTCALL,
+     optim_schedule_value_doc},
     {NULL, NULL, 0, NULL}};

@@ -307,7 +307,7 @@ class Sequential:
     @property
     def trainable_variables(self) -> list[np.ndarray]:
         """The live kernel and bias arrays (views into the flat buffer), Keras order."""
-        return list(self._variables)
+        return self._variables.copy()  # a fresh list each call, as Keras
 
     @property
     def weights(self) -> list[np.ndarray]:

@@ -78,6 +78,9 @@ _NO_SLOTS = (None,) * MAX_SLOTS
 _MAX_STEP = 2 ** 53
 # schedules whose call has no side effects (the fast path may call them directly)
 _BUILT_IN_SCHEDULES = frozenset(_schedules._SCHEDULES.values())
+# built-in schedules whose formula the fast path computes in C (codes of bind_optim.c): those of
+# IEEE-exact operations only (+ - * / sqrt floor); the ones with pow/cos/log stay Python calls
+_C_SCHEDULES = {_schedules.InverseSqrtDecay: 1, _schedules.InverseTimeDecay: 2}
 
 _HYPERPARAMETERS = ("weight_decay", "clipnorm", "clipvalue", "global_clipnorm", "momentum", "nesterov",
                     "rho", "centered", "beta_1", "beta_2", "epsilon", "amsgrad",
@@ -392,11 +395,15 @@ class Optimizer:
     def _refresh_fast(self) -> None:
         """What the C fast path reads, in one attribute: (kind, packed hyper,
         learning rate, bindings, step, lock).  The learning rate is the constant
-        one, or a built-in schedule (C calls it with the step and checks what it
-        gives as ``_scheduled`` does), or None for ``_scheduled`` to evaluate."""
+        one, (code, schedule) for a built-in schedule C computes itself from its
+        parameters, or another built-in schedule (C calls it with the step and
+        checks what it gives as ``_scheduled`` does), or None for ``_scheduled``
+        to evaluate."""
         if "_hyper" in self.__dict__:
             if self._schedule is None:
                 lr = self._lr
+            elif type(self._schedule) in _C_SCHEDULES:  # evaluated in C, the same bits
+                lr = (_C_SCHEDULES[type(self._schedule)], self._schedule)
             elif type(self._schedule) in _BUILT_IN_SCHEDULES:  # pure: calling it twice is harmless
                 lr = self._schedule
             else:
