@@ -7,13 +7,8 @@ import numpy as np
 import pytest
 
 import fastopt as fo
+from optim_helpers import CLASSES, FULL, NAMES
 
-NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
-CLASSES = {"sgd": fo.optimizers.SGD, "adagrad": fo.optimizers.Adagrad,
-           "rmsprop": fo.optimizers.RMSprop, "adam": fo.optimizers.Adam,
-           "adamw": fo.optimizers.AdamW}
-FULL = {"sgd": dict(momentum=0.9), "adagrad": {}, "rmsprop": dict(momentum=0.5, centered=True),
-        "adam": dict(amsgrad=True), "adamw": dict(weight_decay=0.05)}
 
 
 def stepped(name, **extra):

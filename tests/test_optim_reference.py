@@ -13,16 +13,11 @@ from hypothesis.extra import numpy as hnp
 import fastopt as fo
 from fastopt import _core
 from fastopt.reference import ReferenceOptimizer, clip_gradients
+from optim_helpers import CLASSES, FULL, NAMES
 
-NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
-CLASSES = {"sgd": fo.optimizers.SGD, "adagrad": fo.optimizers.Adagrad,
-           "rmsprop": fo.optimizers.RMSprop, "adam": fo.optimizers.Adam,
-           "adamw": fo.optimizers.AdamW}
 DTYPES = [np.float32, np.float64]
 SHAPES = [(0,), (1,), (), (7,), (3, 4), (2, 3, 5), (1, 0, 3)]
 # every slot in use, so the state is exercised
-FULL = {"sgd": dict(momentum=0.9), "adagrad": {}, "rmsprop": dict(momentum=0.5, centered=True),
-        "adam": dict(amsgrad=True), "adamw": dict(weight_decay=0.05)}
 
 
 def pair(name, **config):

@@ -6,11 +6,8 @@ import numpy as np
 import pytest
 
 import fastopt as fo
+from optim_helpers import CLASSES, NAMES
 
-NAMES = ["sgd", "adagrad", "rmsprop", "adam", "adamw"]
-CLASSES = {"sgd": fo.optimizers.SGD, "adagrad": fo.optimizers.Adagrad,
-           "rmsprop": fo.optimizers.RMSprop, "adam": fo.optimizers.Adam,
-           "adamw": fo.optimizers.AdamW}
 CONFIGS = [
     ("sgd", dict(learning_rate=0.05)),
     ("sgd", dict(learning_rate=0.05, momentum=0.9, nesterov=True, clipnorm=1.0)),
