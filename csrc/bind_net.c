@@ -27,6 +27,10 @@
 #include <string.h>
 #include <time.h>
 
+/* gradients() keeps this many of its results for reuse (two alternate in a
+ * loop that drops the previous step's gradients) */
+#define FO_GRAD_SETS 2
+
 /* workspaces up to this size are kept by a Network between calls */
 #define FO_KEEP_WORK ((size_t)1 << 20)
 
@@ -366,6 +370,9 @@ typedef struct {
     void *work;
     size_t work_bytes;
     int work_busy;
+    /* gradients' results kept for reuse (see grads_take) */
+    PyObject *grad_sets[FO_GRAD_SETS];
+    int grad_next; /* the kept result to replace next when all are busy */
 } NetObject;
 
 typedef struct {
@@ -437,6 +444,8 @@ static int net_traverse(NetObject *self, visitproc visit, void *arg)
     Py_VISIT(self->lock_acquire);
     Py_VISIT(self->lock_release);
     Py_VISIT(self->step);
+    for (int k = 0; k < FO_GRAD_SETS; k++)
+        Py_VISIT(self->grad_sets[k]);
     return 0;
 }
 
@@ -444,6 +453,8 @@ static int net_clear(NetObject *self)
 {
     unbind(self);
     Py_CLEAR(self->rng);
+    for (int k = 0; k < FO_GRAD_SETS; k++)
+        Py_CLEAR(self->grad_sets[k]);
     return 0;
 }
 
@@ -490,45 +501,155 @@ static int net_init(NetObject *self, PyObject *args, PyObject *kwds)
     return 0;
 }
 
+/* the variables in Keras order (each layer's kernel, then its bias): the
+ * number of them, and the shape and flat offset of the k-th */
+static size_t n_variables(const fo_net *net)
+{
+    size_t n = 0;
+    for (size_t l = 0; l < net->n_layers; l++)
+        n += 1 + (net->use_bias[l] != 0);
+    return n;
+}
+
+static void variable_shape(const fo_net *net, size_t k, int *nd, npy_intp dims[2], size_t *off)
+{
+    *nd = 0; /* k out of range (callers pass k < n_variables) */
+    dims[0] = dims[1] = 0;
+    *off = 0;
+    for (size_t l = 0; l < net->n_layers; l++) {
+        if (k == 0) {
+            *nd = 2;
+            dims[0] = (npy_intp)net->units[l];
+            dims[1] = (npy_intp)net->units[l + 1];
+            *off = net->kernel_off[l];
+            return;
+        }
+        k--;
+        if (net->use_bias[l]) {
+            if (k == 0) {
+                *nd = 1;
+                dims[0] = (npy_intp)net->units[l + 1];
+                *off = net->bias_off[l];
+                return;
+            }
+            k--;
+        }
+    }
+}
+
 /* the views of every kernel and bias (Keras order) into a flat buffer */
 static PyObject *make_views(NetObject *self, PyArrayObject *flat, int writeable)
 {
     const fo_net *net = &self->net;
-    const size_t L = net->n_layers;
-    PyObject *list = PyList_New(0);
+    const size_t nv = n_variables(net);
+    PyObject *list = PyList_New((Py_ssize_t)nv);
     if (list == NULL)
         return NULL;
     char *base = PyArray_BYTES(flat);
     const npy_intp item = PyArray_ITEMSIZE(flat);
-    for (size_t l = 0; l < L; l++) {
-        for (int which = 0; which < 2; which++) {
-            if (which == 1 && !net->use_bias[l])
-                continue;
-            npy_intp dims[2] = {(npy_intp)net->units[l], (npy_intp)net->units[l + 1]};
-            const int nd = which == 0 ? 2 : 1;
-            const size_t off = which == 0 ? net->kernel_off[l] : net->bias_off[l];
-            if (which == 1)
-                dims[0] = (npy_intp)net->units[l + 1];
-            PyArray_Descr *d = PyArray_DESCR(flat);
-            Py_INCREF(d);
-            PyObject *v = PyArray_NewFromDescr(&PyArray_Type, d, nd, dims, NULL, base + off * item,
-                                               NPY_ARRAY_CARRAY_RO | (writeable ? NPY_ARRAY_WRITEABLE : 0),
-                                               NULL);
-            if (v == NULL) {
-                Py_DECREF(list);
-                return NULL;
-            }
-            Py_INCREF(flat);
-            if (PyArray_SetBaseObject((PyArrayObject *)v, (PyObject *)flat) < 0 ||
-                PyList_Append(list, v) < 0) {
-                Py_DECREF(v);
-                Py_DECREF(list);
-                return NULL;
-            }
-            Py_DECREF(v);
+    for (size_t k = 0; k < nv; k++) {
+        int nd;
+        npy_intp dims[2];
+        size_t off;
+        variable_shape(net, k, &nd, dims, &off);
+        PyArray_Descr *d = PyArray_DESCR(flat);
+        Py_INCREF(d);
+        PyObject *v = PyArray_NewFromDescr(&PyArray_Type, d, nd, dims, NULL, base + off * item,
+                                           NPY_ARRAY_CARRAY_RO | (writeable ? NPY_ARRAY_WRITEABLE : 0),
+                                           NULL);
+        if (v == NULL) {
+            Py_DECREF(list);
+            return NULL;
+        }
+        PyList_SET_ITEM(list, (Py_ssize_t)k, v);
+        Py_INCREF(flat);
+        if (PyArray_SetBaseObject((PyArrayObject *)v, (PyObject *)flat) < 0) {
+            Py_DECREF(list);
+            return NULL;
         }
     }
     return list;
+}
+
+/* an array nothing but its one holder references: no other reference, no weak
+ * reference, no buffer export (a memoryview holds a reference too) */
+static int held_once(PyObject *o, Py_ssize_t refs)
+{
+    return Py_REFCNT(o) == refs && PyArray_CheckExact(o) &&
+           ((PyArrayObject_fields *)o)->weakreflist == NULL;
+}
+
+/* Is `list`, a result of gradients() kept in grad_sets, free to be written
+ * again: referenced by the cache alone, as are its views and their flat
+ * buffer, and each view still the shape, dtype and place make_views gave it
+ * (an array's shape, strides and dtype can be set in place)?  Returns the flat
+ * buffer, or NULL. */
+static PyArrayObject *grad_set_free(NetObject *self, PyObject *list)
+{
+    const fo_net *net = &self->net;
+    const Py_ssize_t nv = (Py_ssize_t)n_variables(net);
+    if (list == NULL || Py_REFCNT(list) != 1 || PyList_GET_SIZE(list) != nv)
+        return NULL;
+    PyObject *flat = PyArray_BASE((PyArrayObject *)PyList_GET_ITEM(list, 0));
+    if (flat == NULL || !held_once(flat, nv) || PyArray_TYPE((PyArrayObject *)flat) != self->typenum ||
+        PyArray_NDIM((PyArrayObject *)flat) != 1 ||
+        PyArray_DIM((PyArrayObject *)flat, 0) != (npy_intp)net->n_params ||
+        !PyArray_IS_C_CONTIGUOUS((PyArrayObject *)flat) || !PyArray_CHKFLAGS((PyArrayObject *)flat, NPY_ARRAY_OWNDATA))
+        return NULL;
+    char *base = PyArray_BYTES((PyArrayObject *)flat);
+    const npy_intp item = PyArray_ITEMSIZE((PyArrayObject *)flat);
+    for (Py_ssize_t k = 0; k < nv; k++) {
+        PyArrayObject *v = (PyArrayObject *)PyList_GET_ITEM(list, k);
+        int nd;
+        npy_intp dims[2];
+        size_t off;
+        variable_shape(net, (size_t)k, &nd, dims, &off);
+        if (!held_once((PyObject *)v, 1) || PyArray_BASE(v) != flat || PyArray_TYPE(v) != self->typenum ||
+            PyArray_NDIM(v) != nd || PyArray_BYTES(v) != base + off * item ||
+            PyArray_DIM(v, 0) != dims[0] || (nd == 2 && PyArray_DIM(v, 1) != dims[1]) ||
+            !PyArray_IS_C_CONTIGUOUS(v))
+            return NULL;
+    }
+    return (PyArrayObject *)flat;
+}
+
+/* The flat gradient buffer for one gradients() call and the list of its views
+ * to return: a kept result that is free again (the articles' loop
+ * `loss, grads = model.compute_gradients(x, y)` drops the previous step's
+ * grads, so two results alternate and no array is allocated per step), else
+ * a new one, kept in place of a busy one.  *list is a new reference, the flat
+ * buffer borrowed from it; the views are read-only, so that a (variable,
+ * gradient) pair passed the wrong way round is refused. */
+static PyArrayObject *grads_take(NetObject *self, PyObject **list)
+{
+    for (int k = 0; k < FO_GRAD_SETS; k++) {
+        PyArrayObject *flat = grad_set_free(self, self->grad_sets[k]);
+        if (flat != NULL) {
+            *list = Py_NewRef(self->grad_sets[k]);
+            PyArray_CLEARFLAGS(flat, NPY_ARRAY_WRITEABLE); /* in case it was set writeable */
+            for (Py_ssize_t i = 0; i < PyList_GET_SIZE(*list); i++)
+                PyArray_CLEARFLAGS((PyArrayObject *)PyList_GET_ITEM(*list, i), NPY_ARRAY_WRITEABLE);
+            return flat;
+        }
+    }
+    const npy_intp np_ = (npy_intp)self->net.n_params;
+    PyArrayObject *flat = (PyArrayObject *)PyArray_SimpleNew(1, &np_, self->typenum);
+    if (flat == NULL)
+        return NULL;
+    PyArray_CLEARFLAGS(flat, NPY_ARRAY_WRITEABLE);
+    *list = make_views(self, flat, 0);
+    Py_DECREF(flat); /* held by its views */
+    if (*list == NULL)
+        return NULL;
+    int slot = 0; /* an empty slot, else the one after the last replaced */
+    while (slot < FO_GRAD_SETS && self->grad_sets[slot] != NULL)
+        slot++;
+    if (slot == FO_GRAD_SETS) {
+        slot = self->grad_next;
+        self->grad_next = (self->grad_next + 1) % FO_GRAD_SETS;
+    }
+    Py_XSETREF(self->grad_sets[slot], Py_NewRef(*list));
+    return flat;
 }
 
 /* a flat buffer of this network: 1-d, the model's dtype, n_params elements */
@@ -1080,15 +1201,16 @@ static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssiz
     }
     PyArrayObject *params = self->params;
     const fo_net *net = &self->net;
-    const npy_intp n = PyArray_DIM(x, 0), np_ = (npy_intp)net->n_params;
+    const npy_intp n = PyArray_DIM(x, 0);
     const size_t ws = workspace_size(net, (size_t)n, "x");
     if (ws == (size_t)-1)
         return NULL;
-    PyArrayObject *g = (PyArrayObject *)PyArray_SimpleNew(1, &np_, self->typenum);
+    PyObject *views = NULL;
+    PyArrayObject *g = grads_take(self, &views);
     int owned;
     void *work = g ? work_take(self, ws, &owned) : NULL;
     if (work == NULL) {
-        Py_XDECREF(g);
+        Py_XDECREF(views);
         return NULL;
     }
     fo_stats st = {0, 0, 0, 0};
@@ -1113,15 +1235,9 @@ static PyObject *net_gradients_m(NetObject *self, PyObject *const *args, Py_ssiz
     Py_DECREF(params);
     work_give(self, work, owned);
     if (stopped < 0) {
-        Py_DECREF(g);
+        Py_DECREF(views);
         return NULL;
     }
-    /* read-only, so that a (variable, gradient) pair passed the wrong way round is refused */
-    PyArray_CLEARFLAGS(g, NPY_ARRAY_WRITEABLE);
-    PyObject *views = make_views(self, g, 0);
-    Py_DECREF(g);
-    if (views == NULL)
-        return NULL;
     PyObject *lo = PyFloat_FromDouble(loss), *out = lo ? PyTuple_New(2) : NULL;
     if (out == NULL) {
         Py_XDECREF(lo);

@@ -323,6 +323,72 @@ def test_compute_gradients_returns_read_only_arrays():
         np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
 
 
+def test_compute_gradients_results_held_anywhere_are_never_written_again():
+    """gradients() writes a kept result again only when nothing else holds it: the
+    articles' loop (which drops each step's grads) reuses two results in turn, and
+    a result held in any way keeps its values through later calls."""
+    import weakref
+    x, y = data()
+    model = make_model()
+    opt = model.optimizer
+    kept = {}
+
+    def hold(how, loss, grads):
+        flat = grads[0].base
+        kept[how] = {"list": lambda: grads, "view": lambda: grads[1], "flat": lambda: flat,
+                     "memoryview": lambda: memoryview(grads[2]), "view of a view": lambda: grads[3][1:],
+                     "weakref": lambda: weakref.ref(grads[4])}[how]()
+        return [g.copy() for g in grads], grads
+
+    for how in ("list", "view", "flat", "memoryview", "view of a view", "weakref"):
+        want, grads = hold(how, *model.compute_gradients(x, y))
+        held = grads
+        del grads
+        for _ in range(4):  # later steps, dropping their gradients as the articles' loop does
+            loss, grads = model.compute_gradients(x, y)
+            opt.apply_gradients(zip(grads, model.trainable_variables))
+            del loss, grads
+        for g, w in zip(held, want):
+            np.testing.assert_array_equal(g, w, err_msg=how)
+        del held
+        kept.clear()
+
+
+def test_compute_gradients_in_the_articles_loop_matches_fresh_results():
+    x, y = data()
+    a, b = make_model(), make_model()
+    for _ in range(6):
+        loss, grads = a.compute_gradients(x, y)
+        want_loss, want = ref.net_gradients(a.get_weights(), ACTS, BIAS, 0, 0, x, y)
+        assert loss == pytest.approx(want_loss, rel=1e-12)
+        for g, w, v in zip(grads, want, a.trainable_variables):
+            assert g.shape == v.shape and g.dtype == v.dtype and not g.flags.writeable
+            np.testing.assert_allclose(g, w, rtol=1e-10, atol=1e-12)
+        a.optimizer.apply_gradients(zip(grads, a.trainable_variables))
+        b.train_on_batch(x, y)
+    for u, v in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(u, v)
+
+
+def test_compute_gradients_result_changed_in_place_is_not_reused():
+    """An array's shape, dtype and writeable flag can be changed in place; a kept
+    result so changed (then dropped) is replaced, not returned changed."""
+    x, y = data()
+    model = make_model()
+    shapes = [v.shape for v in model.trainable_variables]
+    for change in (lambda g: setattr(g[0], "shape", (g[0].size,)), lambda g: setattr(g[1], "dtype", np.int64),
+                   lambda g: g[0].base.setflags(write=True), lambda g: g.append(g[0]), lambda g: g.pop()):
+        for _ in range(3):
+            _, grads = model.compute_gradients(x, y)
+            change(grads)
+            del grads
+            _, grads = model.compute_gradients(x, y)
+            assert [g.shape for g in grads] == shapes
+            assert all(g.dtype == np.float64 and not g.flags.writeable and not g.base.flags.writeable
+                       for g in grads)
+            del grads
+
+
 # -- the zero-sample rule ------------------------------------------------------------------
 
 @pytest.mark.parametrize("call", [
