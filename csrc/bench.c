@@ -4,15 +4,10 @@
  * FO_CLONES kernels run on this CPU. */
 #include <stdlib.h>
 #include <string.h>
-#ifndef _WIN32
-#include <pthread.h>
-#define FO_HAVE_PTHREAD 1
-#endif
 
 #include "fastopt.h"
 
 #define FO_STREAM_MAX_ARRAYS 8
-#define FO_STREAM_MAX_THREADS 64
 #define FO_STREAM_BLOCK 512 /* elements per block: the sums stay in L1 */
 
 /* written[k][i] += scale * sum_r read[r][i] for i in [lo, hi).  The common
@@ -82,51 +77,30 @@ typedef struct {
     size_t nw;
     const void *const *rd;
     size_t nr;
-    size_t lo, hi;
+    size_t n, chunk;
     double scale;
 } stream_job;
 
-static void *stream_run(void *arg)
+static void stream_chunk(void *arg, size_t t)
 {
     const stream_job *j = arg;
+    const size_t lo = t * j->chunk, hi = lo + j->chunk < j->n ? lo + j->chunk : j->n;
     if (j->dtype == FO_F32)
-        stream_f32((float *const *)j->wr, j->nw, (const float *const *)j->rd, j->nr, j->lo, j->hi,
+        stream_f32((float *const *)j->wr, j->nw, (const float *const *)j->rd, j->nr, lo, hi,
                    (float)j->scale);
     else
-        stream_f64((double *const *)j->wr, j->nw, (const double *const *)j->rd, j->nr, j->lo,
-                   j->hi, j->scale);
-    return NULL;
+        stream_f64((double *const *)j->wr, j->nw, (const double *const *)j->rd, j->nr, lo, hi,
+                   j->scale);
 }
 
-/* split as the optimizer step splits a variable (optim.c): `threads` chunks of
- * whole cache lines, a thread started per chunk but the first, which runs here */
+/* split as the optimizer step splits a variable (optim.c): chunks of whole
+ * cache lines that the caller and the pool's workers (parallel.c) take in turn */
 void fo_stream(int dtype, void *const *written, size_t n_written, const void *const *read,
                size_t n_read, size_t n, int threads, double scale)
 {
-    int nt = threads < 1 ? 1 : (threads > FO_STREAM_MAX_THREADS ? FO_STREAM_MAX_THREADS : threads);
-    stream_job jobs[FO_STREAM_MAX_THREADS];
-    const size_t chunk = (n / (size_t)nt + 15) & ~(size_t)15;
-    for (int t = 0; t < nt; t++) {
-        size_t lo = (size_t)t * chunk < n ? (size_t)t * chunk : n;
-        size_t hi = t == nt - 1 || lo + chunk > n ? n : lo + chunk;
-        jobs[t] = (stream_job){dtype, written, n_written, read, n_read, lo, hi, scale};
-    }
-#ifdef FO_HAVE_PTHREAD
-    pthread_t th[FO_STREAM_MAX_THREADS];
-    int started[FO_STREAM_MAX_THREADS] = {0};
-    for (int t = 1; t < nt; t++)
-        started[t] = pthread_create(&th[t], NULL, stream_run, &jobs[t]) == 0;
-#endif
-    stream_run(&jobs[0]);
-    for (int t = 1; t < nt; t++) {
-#ifdef FO_HAVE_PTHREAD
-        if (started[t]) {
-            pthread_join(th[t], NULL);
-            continue;
-        }
-#endif
-        stream_run(&jobs[t]);
-    }
+    stream_job job = {dtype, written, n_written, read, n_read, n, 0, scale};
+    const size_t chunks = fo_range_chunks(n, &job.chunk);
+    fo_parallel_for(chunks, stream_chunk, &job, threads < 1 ? 1 : threads);
 }
 
 #if (defined(__x86_64__) || defined(__i386__)) && (defined(__GNUC__) || defined(__clang__))

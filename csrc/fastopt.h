@@ -198,6 +198,14 @@ extern size_t fo_blas_threshold;
  * included); in order on one thread when the pool is busy or workers <= 1 */
 typedef void (*fo_task_fn)(void *ctx, size_t i);
 void fo_parallel_for(size_t n, fo_task_fn fn, void *ctx, int workers);
+/* an elementwise pass over n elements in chunks for fo_parallel_for: returns
+ * how many, *chunk elements each (the last one shorter), a multiple of 16 (whole
+ * cache lines in either dtype), FO_RANGE_CHUNK or more, at most FO_RANGE_MAX_CHUNKS
+ * of them.  Threads take chunks in turn, so a thread that starts late or runs
+ * on a busy core takes fewer: no thread waits for one fixed half of the work. */
+#define FO_RANGE_CHUNK ((size_t)1 << 16)
+#define FO_RANGE_MAX_CHUNKS 1024
+size_t fo_range_chunks(size_t n, size_t *chunk);
 /* OpenBLAS on one thread until the matching end (nested calls count); returns
  * the threads it was allowed before (threadpoolctl, OPENBLAS_NUM_THREADS) */
 int fo_blas_one_thread_begin(void);

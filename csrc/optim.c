@@ -5,9 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #ifndef _WIN32
-#include <pthread.h>
 #include <unistd.h>
-#define FO_HAVE_PTHREAD 1
 #endif
 
 #include "fastopt.h"
@@ -174,7 +172,12 @@ FO_STEP(double, f64)
  * the result is bit-identical to one pass.  FASTOPT_NUM_THREADS sets the
  * thread count (default: the online CPUs, at most 8, as torch's fused
  * optimizers use); only variables of FO_SPLIT_MIN elements or more are split
- * (below that, starting a thread costs more than a second core saves). */
+ * (below that, waking a second thread costs more than it saves).  The variable
+ * is cut into chunks (fo_range_chunks) that the calling thread and the
+ * workers of parallel.c's pool take in turn: the caller starts at once (no
+ * thread is created per step), and a worker that wakes late, or shares its
+ * core with another process, takes fewer chunks instead of holding up a fixed
+ * half of the step. */
 #define FO_SPLIT_MIN ((size_t)1 << 20)
 #define FO_MAX_THREADS 8
 
@@ -195,62 +198,46 @@ static int optim_threads(void)
     return n;
 }
 
+static int step_one(int kind, const fo_optim_buffers *b, const fo_optim_hyper *h, double scale)
+{
+    return b->dtype == FO_F32 ? step_f32(kind, b, h, scale) : step_f64(kind, b, h, scale);
+}
+
 typedef struct {
     int kind;
-    fo_optim_buffers b;
+    const fo_optim_buffers *b;
     const fo_optim_hyper *h;
     double scale;
-    int finite;
+    size_t chunk;
+    unsigned char finite[FO_RANGE_MAX_CHUNKS]; /* one per chunk: no two threads write one byte */
 } step_job;
 
-static void *step_job_run(void *arg)
+static void step_chunk(void *ctx, size_t t)
 {
-    step_job *j = arg;
-    if (j->b.dtype == FO_F32)
-        j->finite = step_f32(j->kind, &j->b, j->h, j->scale);
-    else
-        j->finite = step_f64(j->kind, &j->b, j->h, j->scale);
-    return NULL;
+    step_job *j = ctx;
+    const size_t size = j->b->dtype == FO_F32 ? sizeof(float) : sizeof(double);
+    const size_t lo = t * j->chunk, hi = lo + j->chunk < j->b->n ? lo + j->chunk : j->b->n;
+    fo_optim_buffers c = *j->b;
+    c.n = hi - lo;
+    c.var = (char *)c.var + lo * size;
+    c.grad = (const char *)c.grad + lo * size;
+    for (int k = 0; k < FO_MAX_SLOTS; k++)
+        if (c.slot[k])
+            c.slot[k] = (char *)c.slot[k] + lo * size;
+    j->finite[t] = (unsigned char)step_one(j->kind, &c, j->h, j->scale);
 }
 
 static int step_split(int kind, const fo_optim_buffers *b, const fo_optim_hyper *h, double scale)
 {
     const int nt = b->n >= FO_SPLIT_MIN ? optim_threads() : 1;
-    step_job jobs[FO_MAX_THREADS];
-#ifdef FO_HAVE_PTHREAD
-    pthread_t th[FO_MAX_THREADS];
-    int started[FO_MAX_THREADS] = {0};
-#endif
-    const size_t size = b->dtype == FO_F32 ? sizeof(float) : sizeof(double);
-    const size_t chunk = (b->n / nt + 15) & ~(size_t)15; /* whole cache lines */
-    for (int t = 0; t < nt; t++) {
-        size_t lo = (size_t)t * chunk < b->n ? (size_t)t * chunk : b->n;
-        size_t hi = t == nt - 1 || lo + chunk > b->n ? b->n : lo + chunk;
-        jobs[t] = (step_job){kind, *b, h, scale, 1};
-        jobs[t].b.n = hi - lo;
-        jobs[t].b.var = (char *)b->var + lo * size;
-        jobs[t].b.grad = (const char *)b->grad + lo * size;
-        for (int k = 0; k < FO_MAX_SLOTS; k++)
-            if (b->slot[k])
-                jobs[t].b.slot[k] = (char *)b->slot[k] + lo * size;
-    }
-#ifdef FO_HAVE_PTHREAD
-    for (int t = 1; t < nt; t++)
-        started[t] = pthread_create(&th[t], NULL, step_job_run, &jobs[t]) == 0;
-#endif
-    step_job_run(&jobs[0]);
-    int finite = jobs[0].finite;
-    for (int t = 1; t < nt; t++) {
-#ifdef FO_HAVE_PTHREAD
-        if (started[t]) {
-            pthread_join(th[t], NULL);
-            finite &= jobs[t].finite;
-            continue;
-        }
-#endif
-        step_job_run(&jobs[t]); /* no thread: do its share here */
-        finite &= jobs[t].finite;
-    }
+    if (nt == 1)
+        return step_one(kind, b, h, scale);
+    step_job job = {kind, b, h, scale, 0, {0}};
+    const size_t chunks = fo_range_chunks(b->n, &job.chunk);
+    fo_parallel_for(chunks, step_chunk, &job, nt);
+    int finite = 1;
+    for (size_t t = 0; t < chunks; t++)
+        finite &= job.finite[t];
     return finite;
 }
 

@@ -10,6 +10,8 @@
  * partition), each block is one single-threaded BLAS call, and the blocks run
  * on as many threads as OpenBLAS was allowed (threadpoolctl and
  * OPENBLAS_NUM_THREADS keep their meaning: they set how many run at once).
+ * The same pool runs the chunks of large optimizer steps (optim.c) and of the
+ * benchmarks' memory floor (bench.c), cut by fo_range_chunks.
  *
  * Plain C and pthreads: no Python.h.
  */
@@ -186,6 +188,14 @@ void fo_parallel_for(size_t n, fo_task_fn fn, void *ctx, int workers)
 }
 
 #endif
+
+size_t fo_range_chunks(size_t n, size_t *chunk)
+{
+    size_t c = (n + FO_RANGE_MAX_CHUNKS - 1) / FO_RANGE_MAX_CHUNKS;
+    c = c < FO_RANGE_CHUNK ? FO_RANGE_CHUNK : (c + 15) & ~(size_t)15;
+    *chunk = c;
+    return n == 0 ? 0 : (n + c - 1) / c;
+}
 
 size_t fo_gemm_partition(size_t M, size_t N, size_t K, int *along_n)
 {
