@@ -111,15 +111,20 @@ def rows_optim(data) -> list[tuple]:
         k = g(s, kind, default={})
         best = [v for key, v in k.items() if key.startswith("best_torch_t")] if isinstance(k, dict) else []
         if best:
-            # the best torch variant over the thread counts tried
-            name, ratio = min(best, key=lambda v: v[1])
+            # the best torch variant over the thread counts tried (median of rounds, with their range)
+            key, (name, ratio) = min(((key, v) for key, v in k.items() if key.startswith("best_torch_t")),
+                                     key=lambda kv: kv[1][1])
+            span = g(k, key.replace("best_torch_t", "best_torch_range_t"))
             out.append((f"{label} step, {n:,} float32 params", "torch.optim, its fastest variant "
-                        f"({name})", x(ratio), "faster"))
+                        f"({name})", x(ratio) + (f" ({span[0]:.2f}-{span[1]:.2f} over rounds)" if span else ""),
+                        "faster"))
         floor = g(k, "fraction_of_floor")
         if floor is not None:
+            span = g(k, "fraction_of_floor_range")
             out.append((f"{label} step, {n:,} float32 params",
-                        f"memory floor: one C pass over the same bytes, {step_threads} thread(s)",
-                        f"{floor:.2f} of the floor", ">= 0.95"))
+                        f"memory floor: one C pass over the same arrays, {step_threads} thread(s)",
+                        f"{floor:.2f} of the floor" + (f" ({span[0]:.2f}-{span[1]:.2f} over blocks)" if span else ""),
+                        ">= 0.95"))
         frac = g(k, f"fraction_of_copy_bw_t{threads}")
         if frac is not None and kind == "adam":
             out.append((f"{label} step, {n:,} float32 params", "memory bandwidth (np.copyto, 1 thread)",

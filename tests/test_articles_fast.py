@@ -516,6 +516,20 @@ def test_stream_reads_every_array_and_writes_in_place(dtype, n, threads, counts)
         np.testing.assert_array_equal(w, c)
 
 
+@pytest.mark.parametrize("threads", [1, 2, 3])
+def test_stream_long_arrays_in_chunks(threads):
+    """Lengths past one chunk (65536 elements; csrc/parallel.c's fo_range_chunks),
+    run on the thread pool as an optimizer step is: every element once."""
+    n = 2 * 65536 + 17
+    rng = np.random.default_rng(threads)
+    written = [rng.standard_normal(n).astype(np.float32) for _ in range(3)]
+    read = [rng.standard_normal(n).astype(np.float32)]
+    want = [w + np.float32(0.25) * read[0] for w in written]
+    _core.stream(read, written, threads, 0.25)
+    for w, v in zip(written, want):
+        np.testing.assert_array_equal(w, v)
+
+
 def test_stream_bad_input():
     a, b = np.zeros(10, np.float32), np.zeros(10, np.float32)
     with pytest.raises(ValueError, match="threads"):
