@@ -85,7 +85,7 @@ import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from _common import finish, fo, per_call, table_row, torch  # noqa: E402
-from bench_train import machine_facts, print_header  # noqa: E402  (the shared header)
+from bench_train import _err, machine_facts, print_header, time_blocks  # noqa: E402  (shared header, timing)
 
 LR = 1e-3
 BETA_1, BETA_2, EPS = 0.9, 0.999, 1e-7
@@ -114,12 +114,9 @@ class Contender:
         self.nbytes = nbytes  # bytes per element the call must move
         self.error = error    # set when this variant could not run here
         self.setup = setup    # called before each call (e.g. torch.set_num_threads)
-        self.blocks: list[list[float]] = []  # the timed calls of each round's block
+        self.times: list[float] = []
+        self.blocks: list[list[float]] = []  # the timed calls of each round's block (time_blocks)
         self.result = None
-
-    @property
-    def times(self) -> list[float]:
-        return [t for b in self.blocks for t in b]
 
     @property
     def best(self) -> float:
@@ -151,46 +148,6 @@ class OtherLoad:
             return None
         other = (end[0] - self.start[0]) - (end[1] - self.start[1])
         return max(0.0, other / (end[2] - self.start[2]))
-
-
-def _err(e: BaseException) -> str:
-    return f"{type(e).__name__}: {str(e).splitlines()[0][:90] if str(e) else ''}"
-
-
-def time_rounds(rows: list[Contender], rounds: int, repeats: int, warmup: int, pause: float) -> None:
-    """Each contender in its own block (``pause`` seconds of sleep, so the
-    previous block's thread pool goes quiet; ``warmup`` untimed calls, then
-    ``repeats`` timed ones), the blocks of all contenders in turn, ``rounds``
-    times, the order reversed every other round.  ``c.blocks[r]`` holds the
-    times of round r; a contender that raises is marked and skipped."""
-    gc_was = gc.isenabled()
-    try:
-        for r in range(rounds):
-            for c in (rows if r % 2 == 0 else rows[::-1]):
-                if c.error is not None:
-                    continue
-                time.sleep(pause)
-                gc.collect()
-                gc.disable()
-                times = []
-                try:
-                    for k in range(warmup + repeats):
-                        if c.setup:
-                            c.setup()
-                        t0 = time.perf_counter()
-                        c.result = c.fn()
-                        t = time.perf_counter() - t0
-                        if k >= warmup:
-                            times.append(t)
-                except Exception as e:  # a variant this build refuses
-                    c.error = _err(e)
-                finally:
-                    if gc_was:
-                        gc.enable()
-                c.blocks.append(times)
-    finally:
-        if gc_was:
-            gc.enable()
 
 
 def per_round(row: Contender, base: Contender) -> list[float]:
@@ -449,7 +406,8 @@ def peer_table(kind: str, w0: np.ndarray, g: np.ndarray, torch_threads: Optional
         rows.append(Contender("np.add(a, b, out=a) [in-place stream, 1 thread]",
                               lambda: np.add(add_a, copy_src, out=add_a), ADD_BYTES))
     load = OtherLoad()
-    time_rounds(rows, rounds, repeats, warmup, pause)
+    # each contender in its own block after a pause, the order reversed every other round
+    time_blocks(rows, repeats * rounds, warmup, rounds=rounds, pause=pause, alternate=True)
     rows[0].other_load = load.cpus()
     return rows
 

@@ -200,7 +200,7 @@ def _err(e: BaseException) -> str:
 
 
 def time_blocks(rows: list[Contender], repeats: int, warmup: int, rounds: int = 2,
-                pause: Optional[float] = None) -> None:
+                pause: Optional[float] = None, alternate: bool = False) -> None:
     """Best-of-``repeats`` seconds per call; ``setup`` (untimed) runs before every call.
 
     Each contender runs in a block (warm-up, then its share of the repeats),
@@ -210,18 +210,21 @@ def time_blocks(rows: list[Contender], repeats: int, warmup: int, rounds: int = 
     pool (OpenBLAS spins for a while after each call, so does torch's OpenMP)
     steal the cores of the next contender's pool; interleaving measured
     sgemm at 10 instead of 170 GFLOP/s.  ``pause`` seconds between blocks
-    let the previous pool's threads go to sleep."""
+    let the previous pool's threads go to sleep.  ``alternate`` reverses the
+    order of the contenders every other round.  A contender with a ``blocks``
+    list also gets each block's times there, one list per round."""
     pause = PAUSE if pause is None else pause
     per_round = [repeats // rounds + (1 if k < repeats % rounds else 0) for k in range(rounds)]
     gc_was = gc.isenabled()
     try:
-        for count in per_round:
-            for c in rows:
+        for r, count in enumerate(per_round):
+            for c in (rows[::-1] if alternate and r % 2 else rows):
                 if c.error is not None or count == 0:
                     continue
                 time.sleep(pause)
                 gc.collect()
                 gc.disable()
+                block = []
                 try:
                     for k in range(warmup + count):
                         if c.setup:
@@ -230,12 +233,15 @@ def time_blocks(rows: list[Contender], repeats: int, warmup: int, rounds: int = 
                         c.result = c.fn()
                         t = time.perf_counter() - t0
                         if k >= warmup:
-                            c.times.append(t)
+                            block.append(t)
                 except Exception as e:  # a variant this build refuses
                     c.error = _err(e)
                 finally:
                     if gc_was:
                         gc.enable()
+                c.times.extend(block)
+                if hasattr(c, "blocks"):
+                    c.blocks.append(block)
     finally:
         if gc_was:
             gc.enable()
