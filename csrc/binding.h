@@ -89,7 +89,9 @@ extern PyMethodDef fo_linear_methods[]; /* bind_linear.c */
 extern PyMethodDef fo_loss_methods[];   /* bind_loss.c */
 extern PyMethodDef fo_bench_methods[];  /* bind_bench.c */
 extern PyMethodDef fo_surface_methods[]; /* bind_surface.c */
-/* bind_net.c: adds the types Network and Batches to the module */
+/* bind_net.c: adds the types Network, Batches and ModelBase to the module */
 int fo_net_add_types(PyObject *module);
+/* bind_optim.c: adds the type OptimizerBase */
+int fo_optim_add_types(PyObject *module);
 
 #endif /* FASTOPT_BINDING_H */

@@ -283,7 +283,7 @@ def _binding_strides(b) -> tuple:
     return s.strides
 
 
-class Optimizer:
+class Optimizer(_core.OptimizerBase):
     """Base class: state, schedules, clipping, Keras 3's base-optimizer
     features and ``apply_gradients``.
 
@@ -664,20 +664,12 @@ class Optimizer:
             return region.buffers
 
     # -- the step -----------------------------------------------------------
-    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, np.ndarray]]) -> int:
-        """Update every variable in place from its gradient; returns ``iterations``.
-
-        ``grads_and_vars`` is an iterable of ``(gradient, variable)`` pairs, as
-        ``zip(grads, model.trainable_variables)``.  Pairs whose gradient is
-        ``None`` are skipped (with a warning, as in Keras).  Nothing is written
-        unless every pair is valid; the step and its count are one C call.
-        Arrays that need no conversion go straight to C (the fast path); the
-        others are converted, checked and explained by :meth:`_apply_thorough`.
-        """
-        return _core.optim_apply(self, grads_and_vars)
+    # apply_gradients(grads_and_vars) -> iterations is the C base class's method
+    # (_core.OptimizerBase): arrays that need no conversion are stepped there,
+    # without a Python frame; anything else comes here.
 
     def _apply_thorough(self, grads_and_vars) -> int:
-        """The thorough path of :meth:`apply_gradients`: every argument converted
+        """The thorough path of ``apply_gradients``: every argument converted
         or refused with a message naming it."""
         pairs = _pairs(grads_and_vars)
         if not any(g is not None for g, _ in pairs):
@@ -694,12 +686,12 @@ class Optimizer:
             missing = [i for i, g in enumerate(grads) if g is None]
             if missing:
                 warnings.warn(f"Gradients do not exist for variables {missing} (their pairs are "
-                              "skipped) when minimizing the loss", UserWarning, stacklevel=3)
+                              "skipped) when minimizing the loss", UserWarning, stacklevel=2)
             finite = _core.optim_update(self._kind, variables, grads, slots, self._hyper, lr,
                                         self._step, txn.ops())
             self._built = True
         if not finite:
-            self._on_divergence(step + 1, lr, 4)
+            self._on_divergence(step + 1, lr, 3)
         return self.iterations
 
     def _on_divergence(self, step: int, learning_rate: float, stacklevel: int = 3) -> None:
