@@ -1782,18 +1782,7 @@ PyDoc_STRVAR(model_fast_path_doc,
 
 static PyObject *py_model_fast_path(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    const int before = model_fast_enabled;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "model_fast_path(enabled=None)");
-        return NULL;
-    }
-    if (nargs == 1 && args[0] != Py_None) {
-        const int t = PyObject_IsTrue(args[0]);
-        if (t < 0)
-            return NULL;
-        model_fast_enabled = t;
-    }
-    return PyBool_FromLong(before);
+    return fast_path_switch(&model_fast_enabled, "model_fast_path", args, nargs);
 }
 
 static PyMethodDef modelbase_methods[] = {

@@ -1247,18 +1247,7 @@ static PyObject *py_optim_pack_hyper(PyObject *self, PyObject *t)
 
 static PyObject *py_optim_fast_path(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    const int before = fast_enabled;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "optim_fast_path(enabled=None)");
-        return NULL;
-    }
-    if (nargs == 1 && args[0] != Py_None) {
-        int t = PyObject_IsTrue(args[0]);
-        if (t < 0)
-            return NULL;
-        fast_enabled = t;
-    }
-    return PyBool_FromLong(before);
+    return fast_path_switch(&fast_enabled, "optim_fast_path", args, nargs);
 }
 
 PyMethodDef fo_optim_methods[] = {

@@ -72,6 +72,9 @@ int parse_code(PyObject *o, const char *name, int n, int *code);
 int parse_int(PyObject *o, const char *name, long long lo, long long hi, long long *v);
 /* a Python real number (not a bool) as double; TypeError naming `name` */
 int parse_real(PyObject *o, const char *name, double *v);
+/* name(enabled=None) -> the previous value of *flag, set to bool(enabled)
+ * unless None: the switches that force a fast or thorough path (for tests) */
+PyObject *fast_path_switch(int *flag, const char *name, PyObject *const *args, Py_ssize_t nargs);
 /* 1 if v is finite, and still so when rounded to float32 for NPY_FLOAT32 */
 int finite_in_dtype(double v, int typenum);
 /* any activation code (FO_N_ACT) and its parameter: None (or NULL) gives Keras' default;
