@@ -17,6 +17,7 @@ import stat
 import struct
 import subprocess
 import sys
+import warnings
 import textwrap
 import time
 import tracemalloc
@@ -822,3 +823,15 @@ def test_a_file_without_accumulated_steps_starts_a_cycle(tmp_path):
     model.fit(rng.standard_normal((20, 3)), rng.standard_normal(20), epochs=1, batch_size=5, verbose=0)
     path = tampered(tmp_path, model=model, header=lambda h: h.pop("accumulated_steps"))
     assert int(fo.load_model(path).optimizer._step[0]) == 3
+
+
+def test_strict_deserialize_refuses_what_from_config_would_drop():
+    """load_model reads the optimizer strictly, without a (process-wide) warnings filter."""
+    cfg = fo.optimizers.serialize(fo.optimizers.Adam(0.01))
+    cfg["config"]["jit_compile"] = True
+    with pytest.warns(UserWarning, match="jit_compile"):
+        assert isinstance(fo.optimizers.deserialize(cfg), fo.optimizers.Adam)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="jit_compile"):
+            fo.optimizers.deserialize(cfg, strict=True)

@@ -769,6 +769,12 @@ class Optimizer(_core.OptimizerBase):
         """An optimizer from :meth:`get_config`'s dict, or from a Keras 3 one
         (``keras.optimizers.Adam().get_config()``): keys that cannot apply
         here are dropped with a ``UserWarning`` naming them."""
+        return cls._from_config(config, strict=False)
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any], strict: bool) -> "Optimizer":
+        """:meth:`from_config`; ``strict``: a key that cannot apply is a
+        ``ValueError`` instead of a warning (a config fastopt wrote itself)."""
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
         config = dict(config)
@@ -785,6 +791,8 @@ class Optimizer(_core.OptimizerBase):
                                               for x in _NEUTRAL_CONFIG[key]):
                 continue  # no effect at this value: nothing to warn about
             dropped[key] = value
+        if dropped and strict:
+            raise ValueError(f"unexpected keys {sorted(dropped)} in a {cls.__name__} config")
         if dropped:
             warnings.warn(f"{cls.__name__}.from_config: ignoring {dropped}: "
                           + ("; ".join(_why_ignored(k) for k in dropped)), UserWarning, stacklevel=2)
@@ -1210,9 +1218,11 @@ def serialize(optimizer: Optimizer) -> dict[str, Any]:
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
-def deserialize(config: dict[str, Any]) -> Optimizer:
+def deserialize(config: dict[str, Any], *, strict: bool = False) -> Optimizer:
     """An optimizer from :func:`serialize`'s dict, or Keras 3's (which adds
-    ``module`` and ``registered_name``)."""
+    ``module`` and ``registered_name``).  ``strict``: config keys that cannot
+    apply here raise ``ValueError`` instead of being dropped with a warning."""
     if not isinstance(config, dict) or "config" not in config:
         raise ValueError("an optimizer config is a dict {'class_name': ..., 'config': {...}}")
-    return by_name(_BY_NAME, str(config.get("class_name", "")), "optimizer").from_config(config["config"])
+    cls = by_name(_BY_NAME, str(config.get("class_name", "")), "optimizer")
+    return cls._from_config(config["config"], strict=strict)

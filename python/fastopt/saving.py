@@ -39,7 +39,6 @@ import os
 import secrets
 import socket
 import stat
-import warnings
 import zipfile
 import zlib
 from typing import Any, BinaryIO, Callable, Optional, Union
@@ -537,11 +536,10 @@ def _compile_section(label: str, header: dict) -> Optional[dict[str, Any]]:
     if not isinstance(opt_cfg, dict) or not isinstance(opt_cfg.get("config"), dict) \
             or not isinstance(opt_cfg.get("class_name"), str):
         raise _refuse(label, "optimizer", "expected {\"class_name\": ..., \"config\": {...}}")
-    with _field(label, "optimizer"), warnings.catch_warnings():
-        # from_config only warns about keys it cannot apply (a Keras config);
-        # fastopt wrote this file, so such a key means the file is not as written
-        warnings.simplefilter("error", UserWarning)
-        optimizer = _optimizers.deserialize(opt_cfg)
+    with _field(label, "optimizer"):
+        # strict: fastopt wrote this file, so a key its optimizers do not take
+        # means the file is not as written (no warnings filter: those are global)
+        optimizer = _optimizers.deserialize(opt_cfg, strict=True)
     iterations = _checked_int(label, "iterations", iterations, 0, MAX_STEPS)
     cycle = optimizer.gradient_accumulation_steps or 1
     if cycle == 1 and "accumulated_steps" in header:
