@@ -586,6 +586,9 @@ static int held_once(PyObject *o, Py_ssize_t refs)
  * buffer, or NULL. */
 static PyArrayObject *grad_set_free(NetObject *self, PyObject *list)
 {
+#ifdef Py_GIL_DISABLED
+    return NULL; /* without the GIL a reference count is no proof that nobody holds it */
+#endif
     const fo_net *net = &self->net;
     const Py_ssize_t nv = (Py_ssize_t)n_variables(net);
     if (list == NULL || Py_REFCNT(list) != 1 || PyList_GET_SIZE(list) != nv)
