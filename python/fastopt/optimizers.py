@@ -649,8 +649,8 @@ class Optimizer(_core.OptimizerBase):
                 excluded = [v for v in views if self._excluded_name(name_of.get(id(v)))]
             else:
                 excluded = []
-            for v in views:
-                self._slots_for(v, txn)
+            # the views need no binding of their own now: each lies in the flat
+            # buffer's region, where their first apply_gradients finds its state
             owner, addr, *_ = _core.memory_key(flat)
             region = next(b[6] for b in txn.bindings_at(addr) if b[6] is not None and b[0]() is owner)
             if self._slots_used[_MASK] and region.buffers[_MASK] is None:
