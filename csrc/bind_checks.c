@@ -449,3 +449,19 @@ int check_same_or_disjoint(PyArrayObject *out, const char *out_name, PyArrayObje
     }
     return 0;
 }
+
+PyObject *fast_path_switch(int *flag, const char *name, PyObject *const *args, Py_ssize_t nargs)
+{
+    const int before = *flag;
+    if (nargs > 1) {
+        PyErr_Format(PyExc_TypeError, "%s(enabled=None) takes at most one argument", name);
+        return NULL;
+    }
+    if (nargs == 1 && args[0] != Py_None) {
+        const int t = PyObject_IsTrue(args[0]);
+        if (t < 0)
+            return NULL;
+        *flag = t;
+    }
+    return PyBool_FromLong(before);
+}

@@ -631,18 +631,7 @@ static PyObject *py_gradient_descent_fast(PyObject *self, PyObject *const *args,
 
 static PyObject *py_article_fast_path(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    const int old = article_fast;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "article_fast_path takes at most one argument");
-        return NULL;
-    }
-    if (nargs == 1 && args[0] != Py_None) {
-        const int v = PyObject_IsTrue(args[0]);
-        if (v < 0)
-            return NULL;
-        article_fast = v;
-    }
-    return PyBool_FromLong(old);
+    return fast_path_switch(&article_fast, "article_fast_path", args, nargs);
 }
 
 #define FASTCALL(f) (PyCFunction)(void (*)(void))(f), METH_FASTCALL

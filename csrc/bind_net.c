@@ -586,6 +586,9 @@ static int held_once(PyObject *o, Py_ssize_t refs)
  * buffer, or NULL. */
 static PyArrayObject *grad_set_free(NetObject *self, PyObject *list)
 {
+#ifdef Py_GIL_DISABLED
+    return NULL; /* without the GIL a reference count is no proof that nobody holds it */
+#endif
     const fo_net *net = &self->net;
     const Py_ssize_t nv = (Py_ssize_t)n_variables(net);
     if (list == NULL || Py_REFCNT(list) != 1 || PyList_GET_SIZE(list) != nv)
@@ -1689,17 +1692,142 @@ static PyTypeObject BatchesType = {
     .tp_getset = batches_getset,
 };
 
+/* ------------------------------------------------------------------ */
+/* ModelBase: the C base of fastopt.models.Sequential                  */
+/* ------------------------------------------------------------------ */
+
+/* 0 sends every ModelBase call to the Python thorough path (tests force each path) */
+static int model_fast_enabled = 1;
+static PyObject *str_net, *str_variables, *str_cg_thorough;
+
+/* self._compute_gradients(*args, **kwargs): the thorough path, with the call's
+ * own arguments, so that its messages are those of a Python method */
+static PyObject *call_thorough(PyObject *self, PyObject *name, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    PyObject *small[8], **argv = small;
+    if (1 + nargs + nkw > (Py_ssize_t)(sizeof small / sizeof *small) &&
+        !(argv = PyMem_Malloc((size_t)(1 + nargs + nkw) * sizeof *argv)))
+        return PyErr_NoMemory();
+    argv[0] = self;
+    for (Py_ssize_t i = 0; i < nargs + nkw; i++)
+        argv[1 + i] = args[i];
+    PyObject *r = PyObject_VectorcallMethod(name, argv, (size_t)(1 + nargs), kwnames);
+    if (argv != small)
+        PyMem_Free(argv);
+    return r;
+}
+
+PyDoc_STRVAR(compute_gradients_doc,
+             "compute_gradients($self, x, y, sample_weight=None)\n--\n\n"
+             "``loss, grads`` of the whole batch ``x, y`` (the loss of ``train_on_batch``),\n"
+             "the grads shaped like ``trainable_variables`` and read-only: the articles'\n"
+             "GradientTape step is ``opt.apply_gradients(zip(grads, model.trainable_variables))``.\n\n"
+             "Arrays that need no conversion go straight to C (the fast path, no Python\n"
+             "frame); anything else is converted or refused by the thorough path, with the\n"
+             "same results.  A result nothing holds any more is written again by a later\n"
+             "call instead of allocating new arrays.");
+
+static PyObject *modelbase_compute_gradients(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                             PyObject *kwnames)
+{
+    if (model_fast_enabled && kwnames == NULL && (nargs == 2 || (nargs == 3 && args[2] == Py_None))) {
+        PyObject *net = PyObject_GetAttr(self, str_net);
+        if (net != NULL && Py_TYPE(net) == &NetType) {
+            PyObject *argv[4] = {args[0], args[1], Py_None, Py_True};
+            PyObject *r = net_gradients_m((NetObject *)net, argv, 4);
+            Py_DECREF(net);
+            if (r != Py_NotImplemented)
+                return r; /* the result, or an error the fast path may raise (an interrupt) */
+            Py_DECREF(r);
+        } else {
+            Py_XDECREF(net);
+            PyErr_Clear(); /* no network (not built): the thorough path says so */
+        }
+    }
+    /* the thorough path is a private method: name this one in an argument error */
+    static const char *const names[] = {"x", "y", "sample_weight"};
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "compute_gradients() takes x, y and sample_weight (%zd arguments given)",
+                     nargs + nkw);
+        return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *k = PyTuple_GET_ITEM(kwnames, i);
+        int known = 0;
+        for (size_t j = 0; j < 3 && !known; j++)
+            known = PyUnicode_CompareWithASCIIString(k, names[j]) == 0;
+        if (!known) {
+            PyErr_Format(PyExc_TypeError, "compute_gradients() got an unexpected keyword argument %R "
+                                          "(it takes x, y, sample_weight)", k);
+            return NULL;
+        }
+    }
+    return call_thorough(self, str_cg_thorough, args, nargs, kwnames);
+}
+
+static PyObject *modelbase_trainable_variables(PyObject *self, void *closure)
+{
+    PyObject *v = PyObject_GetAttr(self, str_variables);
+    if (v == NULL)
+        return NULL;
+    /* a fresh list each call, as Keras */
+    PyObject *r = PyList_CheckExact(v) ? PyList_GetSlice(v, 0, PY_SSIZE_T_MAX) : PySequence_List(v);
+    Py_DECREF(v);
+    return r;
+}
+
+PyDoc_STRVAR(model_fast_path_doc,
+             "model_fast_path(enabled=None) -> the previous setting; False sends\n"
+             "ModelBase's methods through the thorough path (fastopt.models.use_fast_path)");
+
+static PyObject *py_model_fast_path(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+{
+    return fast_path_switch(&model_fast_enabled, "model_fast_path", args, nargs);
+}
+
+static PyMethodDef modelbase_methods[] = {
+    {"compute_gradients", (PyCFunction)(void (*)(void))modelbase_compute_gradients,
+     METH_FASTCALL | METH_KEYWORDS, compute_gradients_doc},
+    {NULL, NULL, 0, NULL}};
+
+static PyGetSetDef modelbase_getset[] = {
+    {"trainable_variables", (getter)modelbase_trainable_variables, NULL,
+     "The live kernel and bias arrays (views into the flat buffer), Keras order; a\n"
+     "fresh list each call, as Keras.",
+     NULL},
+    {NULL, NULL, NULL, NULL, NULL}};
+
+static PyTypeObject ModelBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastopt._core.ModelBase",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The C base of fastopt.models.Sequential: the per-step calls' fast paths\n"
+              "(compute_gradients, trainable_variables), called without a Python frame.\n"
+              "They read the instance's _net (a Network) and _variables (a list), and\n"
+              "send anything unusual to the Python thorough path.",
+    .tp_methods = modelbase_methods,
+    .tp_getset = modelbase_getset,
+    .tp_new = PyType_GenericNew,
+};
+
 int fo_net_add_types(PyObject *module)
 {
     if (!(str_hyper = PyUnicode_InternFromString("_hyper")) ||
         !(str_kind = PyUnicode_InternFromString("_kind")) ||
         !(str_step = PyUnicode_InternFromString("_step")) ||
-        !(str_lock = PyUnicode_InternFromString("_lock")))
+        !(str_lock = PyUnicode_InternFromString("_lock")) ||
+        !(str_net = PyUnicode_InternFromString("_net")) ||
+        !(str_variables = PyUnicode_InternFromString("_variables")) ||
+        !(str_cg_thorough = PyUnicode_InternFromString("_compute_gradients")))
         return -1;
-    if (PyType_Ready(&NetType) < 0 || PyType_Ready(&BatchesType) < 0)
+    if (PyType_Ready(&NetType) < 0 || PyType_Ready(&BatchesType) < 0 || PyType_Ready(&ModelBaseType) < 0)
         return -1;
     if (PyModule_AddObjectRef(module, "Network", (PyObject *)&NetType) < 0 ||
-        PyModule_AddObjectRef(module, "Batches", (PyObject *)&BatchesType) < 0)
+        PyModule_AddObjectRef(module, "Batches", (PyObject *)&BatchesType) < 0 ||
+        PyModule_AddObjectRef(module, "ModelBase", (PyObject *)&ModelBaseType) < 0)
         return -1;
     return PyModule_AddIntConstant(module, "LOSS_MSE", FO_LOSS_MSE);
 }
@@ -2046,6 +2174,7 @@ static PyObject *py_shuffle(PyObject *self, PyObject *args)
 }
 
 PyMethodDef fo_net_methods[] = {
+    {"model_fast_path", (PyCFunction)(void (*)(void))py_model_fast_path, METH_FASTCALL, model_fast_path_doc},
     {"net_sizes", py_net_sizes, METH_VARARGS,
      "net_sizes(spec, batch_rows) -> (number of parameters, workspace elements)"},
     {"net_forward", py_net_forward, METH_VARARGS, net_forward_doc},

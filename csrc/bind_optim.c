@@ -1,10 +1,11 @@
 /*
  * bind_optim.c - the optimizer bindings.
  *
- *   optim_apply(optimizer, grads_and_vars)   Optimizer.apply_gradients: the fast
- *       path for arguments that need no conversion (exact dtype, C-contiguous,
- *       aligned, same shape, state already known), all checks in C; anything
- *       else goes to optimizer._apply_thorough(pairs), the thorough path.
+ *   OptimizerBase.apply_gradients(grads_and_vars)   the C base class of
+ *       fastopt.optimizers.Optimizer, whose method is the fast path for
+ *       arguments that need no conversion (exact dtype, C-contiguous, aligned,
+ *       same shape, state already known), all checks in C; anything else goes
+ *       to optimizer._apply_thorough(pairs), the thorough path.
  *   optim_update(kind, variables, grads, slots, hyper, learning_rate, step, commits)
  *       the thorough path's C step: converts, checks and names every argument.
  *
@@ -907,23 +908,17 @@ static int must_lock(PyObject *lock, int python_free_lr, PyArrayObject *const *v
 #endif
 }
 
-PyDoc_STRVAR(optim_apply_doc,
-             "optim_apply(optimizer, grads_and_vars) -> iterations\n\n"
-             "Optimizer.apply_gradients.  Pairs of arrays that need no conversion (exact\n"
-             "ndarrays of the variable's dtype, C-contiguous, aligned, native byte order, the\n"
-             "same shape, a writable variable whose state the optimizer holds, no memory shared)\n"
-             "are stepped here, under optimizer._lock; anything else goes to\n"
-             "optimizer._apply_thorough(list of pairs), which converts, explains and refuses.");
-
-static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
+/* Optimizer.apply_gradients.  Pairs of arrays that need no conversion (exact
+ * ndarrays of the variable's dtype, C-contiguous, aligned, native byte order,
+ * the same shape, a writable variable whose state the optimizer holds, no
+ * memory shared) are stepped here, under optimizer._lock; anything else goes
+ * to optimizer._apply_thorough(list of pairs), which converts, explains and
+ * refuses. */
+static PyObject *optim_apply(PyObject *opt, PyObject *gv)
 {
-    if (nargs != 2) {
-        PyErr_SetString(PyExc_TypeError, "optim_apply(optimizer, grads_and_vars)");
-        return NULL;
-    }
     if (intern_names() < 0)
         return NULL;
-    PyObject *opt = args[0], *gv = args[1], *pairs = NULL, *fast = NULL, *result = NULL;
+    PyObject *pairs = NULL, *fast = NULL, *result = NULL;
     /* references held while Python code may run (a schedule): the arrays and slot tuples */
     PyObject *held[3 * FO_FAST_VARS];
     int nheld = 0;
@@ -1123,7 +1118,7 @@ static PyObject *py_optim_apply(PyObject *self, PyObject *const *args, Py_ssize_
     if (locking && lock_call(lock, s_release) < 0)
         goto done;
     if (!finite) {
-        PyObject *r = PyObject_CallMethod(opt, "_on_divergence", "Ldi", (long long)(it + 1), lr, 3);
+        PyObject *r = PyObject_CallMethod(opt, "_on_divergence", "Ldi", (long long)(it + 1), lr, 2);
         if (r == NULL)
             goto done;
         Py_DECREF(r);
@@ -1252,23 +1247,11 @@ static PyObject *py_optim_pack_hyper(PyObject *self, PyObject *t)
 
 static PyObject *py_optim_fast_path(PyObject *self, PyObject *const *args, Py_ssize_t nargs)
 {
-    const int before = fast_enabled;
-    if (nargs > 1) {
-        PyErr_SetString(PyExc_TypeError, "optim_fast_path(enabled=None)");
-        return NULL;
-    }
-    if (nargs == 1 && args[0] != Py_None) {
-        int t = PyObject_IsTrue(args[0]);
-        if (t < 0)
-            return NULL;
-        fast_enabled = t;
-    }
-    return PyBool_FromLong(before);
+    return fast_path_switch(&fast_enabled, "optim_fast_path", args, nargs);
 }
 
 PyMethodDef fo_optim_methods[] = {
     {"optim_update", (PyCFunction)(void (*)(void))py_optim_update, METH_FASTCALL, optim_update_doc},
-    {"optim_apply", (PyCFunction)(void (*)(void))py_optim_apply, METH_FASTCALL, optim_apply_doc},
     {"optim_commit", (PyCFunction)(void (*)(void))py_optim_commit, METH_FASTCALL, optim_commit_doc},
     {"optim_fast_path", (PyCFunction)(void (*)(void))py_optim_fast_path, METH_FASTCALL,
      "optim_fast_path(enabled=None) -> the previous setting; False sends every\n"
@@ -1278,3 +1261,54 @@ PyMethodDef fo_optim_methods[] = {
     {"optim_schedule_value", (PyCFunction)(void (*)(void))py_optim_schedule_value, METH_FASTCALL,
      optim_schedule_value_doc},
     {NULL, NULL, 0, NULL}};
+
+/* ------------------------------------------------------------------ */
+/* OptimizerBase: the C base of fastopt.optimizers.Optimizer           */
+/* ------------------------------------------------------------------ */
+
+PyDoc_STRVAR(apply_gradients_doc,
+             "apply_gradients($self, grads_and_vars)\n--\n\n"
+             "Update every variable in place from its gradient; returns ``iterations``.\n\n"
+             "``grads_and_vars`` is an iterable of ``(gradient, variable)`` pairs, as\n"
+             "``zip(grads, model.trainable_variables)``.  Pairs whose gradient is ``None``\n"
+             "are skipped (with a warning, as in Keras).  Nothing is written unless every\n"
+             "pair is valid; the step and its count are one C call.  Arrays that need no\n"
+             "conversion go straight to C (the fast path); the others are converted,\n"
+             "checked and explained by ``_apply_thorough``, with the same results.  The\n"
+             "update rule is the optimizer's (see its class).");
+
+static PyObject *optbase_apply_gradients(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
+                                         PyObject *kwnames)
+{
+    const Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs + nkw != 1 ||
+        (nkw == 1 && !PyUnicode_Check(PyTuple_GET_ITEM(kwnames, 0))) ||
+        (nkw == 1 && PyUnicode_CompareWithASCIIString(PyTuple_GET_ITEM(kwnames, 0), "grads_and_vars") != 0)) {
+        PyErr_SetString(PyExc_TypeError, "apply_gradients() takes one argument, grads_and_vars "
+                                         "(pairs of (gradient, variable))");
+        return NULL;
+    }
+    return optim_apply(self, args[0]);
+}
+
+static PyMethodDef optbase_methods[] = {
+    {"apply_gradients", (PyCFunction)(void (*)(void))optbase_apply_gradients,
+     METH_FASTCALL | METH_KEYWORDS, apply_gradients_doc},
+    {NULL, NULL, 0, NULL}};
+
+static PyTypeObject OptimizerBaseType = {
+    PyVarObject_HEAD_INIT(NULL, 0).tp_name = "fastopt._core.OptimizerBase",
+    .tp_basicsize = sizeof(PyObject),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_BASETYPE,
+    .tp_doc = "The C base of fastopt.optimizers.Optimizer: apply_gradients' fast path,\n"
+              "called as a method without a Python frame.",
+    .tp_methods = optbase_methods,
+    .tp_new = PyType_GenericNew,
+};
+
+int fo_optim_add_types(PyObject *module)
+{
+    if (PyType_Ready(&OptimizerBaseType) < 0)
+        return -1;
+    return PyModule_AddObjectRef(module, "OptimizerBase", (PyObject *)&OptimizerBaseType);
+}

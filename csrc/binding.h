@@ -72,6 +72,9 @@ int parse_code(PyObject *o, const char *name, int n, int *code);
 int parse_int(PyObject *o, const char *name, long long lo, long long hi, long long *v);
 /* a Python real number (not a bool) as double; TypeError naming `name` */
 int parse_real(PyObject *o, const char *name, double *v);
+/* name(enabled=None) -> the previous value of *flag, set to bool(enabled)
+ * unless None: the switches that force a fast or thorough path (for tests) */
+PyObject *fast_path_switch(int *flag, const char *name, PyObject *const *args, Py_ssize_t nargs);
 /* 1 if v is finite, and still so when rounded to float32 for NPY_FLOAT32 */
 int finite_in_dtype(double v, int typenum);
 /* any activation code (FO_N_ACT) and its parameter: None (or NULL) gives Keras' default;
@@ -89,7 +92,9 @@ extern PyMethodDef fo_linear_methods[]; /* bind_linear.c */
 extern PyMethodDef fo_loss_methods[];   /* bind_loss.c */
 extern PyMethodDef fo_bench_methods[];  /* bind_bench.c */
 extern PyMethodDef fo_surface_methods[]; /* bind_surface.c */
-/* bind_net.c: adds the types Network and Batches to the module */
+/* bind_net.c: adds the types Network, Batches and ModelBase to the module */
 int fo_net_add_types(PyObject *module);
+/* bind_optim.c: adds the type OptimizerBase */
+int fo_optim_add_types(PyObject *module);
 
 #endif /* FASTOPT_BINDING_H */

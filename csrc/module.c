@@ -51,7 +51,7 @@ PyMODINIT_FUNC PyInit__core(void)
     PyObject *m = PyModule_Create(&moduledef);
     if (!m)
         return NULL;
-    if (fo_net_add_types(m) < 0) {
+    if (fo_net_add_types(m) < 0 || fo_optim_add_types(m) < 0) {
         Py_DECREF(m);
         return NULL;
     }

@@ -1,6 +1,7 @@
-"""Helpers shared by the optimizer tests: the optimizers by name, a
-configuration using every slot of each, forcing apply_gradients' fast or
-thorough path, and an unaligned copy of an array."""
+"""Helpers shared by the optimizer and model tests: the optimizers by name, a
+configuration using every slot of each, forcing apply_gradients' or the
+model's per-step calls' fast or thorough path, and an unaligned copy of an
+array."""
 import contextlib
 
 import numpy as np
@@ -25,6 +26,16 @@ def fast_path(enabled: bool):
         yield
     finally:
         _core.optim_fast_path(before)
+
+
+@contextlib.contextmanager
+def model_fast_path(enabled: bool):
+    """Force the model's per-step calls' fast path on or off (fastopt.models.use_fast_path)."""
+    before = fo.models.use_fast_path(enabled)
+    try:
+        yield
+    finally:
+        fo.models.use_fast_path(before)
 
 
 def unaligned(a: np.ndarray) -> np.ndarray:

@@ -3,6 +3,7 @@ compiled model) against its thorough path: the same bits in the weights, the
 optimizer's state, iterations, the shuffle state and History; the same
 messages for bad input, with nothing changed; and the lean path is the one
 taken exactly when its conditions hold."""
+import contextlib
 import warnings
 
 import numpy as np
@@ -11,6 +12,8 @@ import pytest
 import fastopt as fo
 from fastopt import callbacks as fo_callbacks
 from fastopt import models as fo_models
+
+from optim_helpers import model_fast_path
 
 
 def make_model(dtype="float64", n_in=3, units=2, opt=None, metrics=None, seed=0, loss="mse", activation=None):
@@ -54,12 +57,12 @@ def boom(*args, **kwargs):
 
 def run_fit(path, monkeypatch, make, fit_args, fit_kwargs, fits=2):
     """fit ``fits`` times on a fresh model, forcing ``path`` ("lean" or "thorough")."""
-    with monkeypatch.context() as m:
+    with monkeypatch.context() as m, contextlib.ExitStack() as stack:
         if path == "lean":  # the thorough path builds a CallbackList; the lean one does not
             m.setattr(fo_callbacks, "CallbackList", boom)
         else:
-            m.setattr(fo_models, "_FAST_PATH", False)
             m.setattr(fo.Sequential, "_fit_lean", boom)
+            stack.enter_context(model_fast_path(False))
         model = make()
         snaps = []
         for _ in range(fits):
@@ -164,9 +167,7 @@ def test_bad_data_gets_the_thorough_message_and_changes_nothing(bad, monkeypatch
         model = make_model()
         model.fit(x, y, batch_size=5, epochs=1, verbose=0)
         before = snapshot(model, model.history)
-        with monkeypatch.context() as m:
-            if not lean:
-                m.setattr(fo_models, "_FAST_PATH", False)
+        with model_fast_path(lean):
             with pytest.raises((TypeError, ValueError)) as info:
                 model.fit(bx, by, batch_size=5, epochs=3, verbose=0)
         messages.append((type(info.value), str(info.value)))
@@ -178,10 +179,8 @@ def test_lean_fit_warns_of_divergence_as_the_thorough_path(monkeypatch):
     x, y = data()
     out = []
     for lean in (True, False):
-        with monkeypatch.context() as m, warnings.catch_warnings(record=True) as caught:
+        with model_fast_path(lean), warnings.catch_warnings(record=True) as caught:
             warnings.simplefilter("always")
-            if not lean:
-                m.setattr(fo_models, "_FAST_PATH", False)
             model = make_model(opt=lambda: fo.optimizers.SGD(1e6))
             history = model.fit(x, y, batch_size=5, epochs=3, verbose=0)
         out.append(([str(w.message) for w in caught if issubclass(w.category, fo.DivergenceWarning)],

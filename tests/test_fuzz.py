@@ -547,13 +547,13 @@ def set_weights(data):
 
 # -- the per-step calls, through the C fast path and the thorough path ------------------------------
 def _path(fast: bool, call: Callable[[], Any]) -> Callable[[], Any]:
-    """``call`` with fastopt.models._FAST_PATH set to ``fast`` (restored after)."""
+    """``call`` with the model's fast path on or off (``fastopt.models.use_fast_path``, restored after)."""
     def run():
-        old, fo.models._FAST_PATH = fo.models._FAST_PATH, fast
+        old = fo.models.use_fast_path(fast)
         try:
             return call()
         finally:
-            fo.models._FAST_PATH = old
+            fo.models.use_fast_path(old)
     return run
 
 

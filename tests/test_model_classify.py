@@ -15,6 +15,8 @@ import fastopt as fo
 from fastopt import models as fo_models
 import importlib
 
+from optim_helpers import model_fast_path
+
 ref = importlib.import_module("fastopt.reference.loss")
 
 torch = pytest.importorskip("torch")
@@ -290,19 +292,20 @@ def test_large_logits_give_no_nan_in_float32(case):
 
 @pytest.mark.parametrize("case", ["softmax+sparse_ce", "sigmoid+bce", "softmax+cce ls", "huber"])
 @pytest.mark.parametrize("dtype", ["float32", "float64"])
-def test_fast_and_thorough_paths_are_bit_identical(case, dtype, monkeypatch):
+def test_fast_and_thorough_paths_are_bit_identical(case, dtype):
     layers, loss, kind = CASES[case]
     layers = layers[:1] + [fo.layers.Dropout(0.3)] + layers[1:]
     x = inputs(20).astype(dtype)
     y = targets(kind, 20).astype(dtype)
     results = []
     for fast in (True, False):
-        monkeypatch.setattr(fo_models, "_FAST_PATH", fast)
-        model = make(layers, loss, dtype=dtype, seed=5, optimizer="adam", metrics=["accuracy", "mse"]
-                     if kind != "sparse" else ["accuracy"])
-        r = [model.train_on_batch(x, y, return_dict=True), model.test_on_batch(x, y, return_dict=True)]
-        value, grads = model.compute_gradients(x, y)
-        r += [value, [g.copy() for g in grads], model.predict(x), model.get_weights(), model._rng_state.copy()]
+        with model_fast_path(fast):
+            model = make(layers, loss, dtype=dtype, seed=5, optimizer="adam", metrics=["accuracy", "mse"]
+                         if kind != "sparse" else ["accuracy"])
+            r = [model.train_on_batch(x, y, return_dict=True), model.test_on_batch(x, y, return_dict=True)]
+            value, grads = model.compute_gradients(x, y)
+            r += [value, [g.copy() for g in grads], model.predict(x), model.get_weights(),
+                  model._rng_state.copy()]
         results.append(r)
     a, b = results
     assert a[0] == b[0] and a[1] == b[1] and a[2] == b[2]
@@ -357,8 +360,8 @@ def _same(a, b):
 
 
 @pytest.mark.parametrize("fast", [True, False])
-def test_bad_targets_and_class_weights_are_refused_before_any_change(fast, monkeypatch):
-    monkeypatch.setattr(fo_models, "_FAST_PATH", fast)
+def test_bad_targets_and_class_weights_are_refused_before_any_change(fast, request):
+    request.addfinalizer(functools.partial(fo_models.use_fast_path, fo_models.use_fast_path(fast)))
     x = inputs(10)
     sparse = make([D(4, "relu"), D(3, "softmax")], "sparse_categorical_crossentropy", optimizer="adam")
     sparse.fit(x, labels(10, 3), epochs=1, verbose=0)

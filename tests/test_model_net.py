@@ -14,6 +14,8 @@ from fastopt import _core
 from fastopt import models as fo_models
 from fastopt import reference as ref
 
+from optim_helpers import model_fast_path
+
 ARCH = [dict(units=6, activation="tanh"), dict(units=5, activation="sigmoid", use_bias=False),
         dict(units=2)]
 ACTS, BIAS = ["tanh", "sigmoid", "linear"], [True, False, True]
@@ -200,9 +202,9 @@ def test_fast_and_thorough_paths_give_the_same_bits(dtype, monkeypatch):
                     raise AssertionError("the thorough path ran")
                 m.setattr(fo.Sequential, "_batch_data", boom)
                 m.setattr(fo.Sequential, "_x", boom)
-            else:
-                m.setattr(fo_models, "_FAST_PATH", False)
-            results.append((_per_step_calls(model, x, y, xq), state(model)))
+                m.setattr(fo.Sequential, "_compute_gradients", boom)
+            with model_fast_path(fast):
+                results.append((_per_step_calls(model, x, y, xq), state(model)))
     _assert_same_outputs(results[0][0], results[1][0])
     assert_same_state(results[0][1], results[1][1])
 
@@ -387,6 +389,46 @@ def test_compute_gradients_result_changed_in_place_is_not_reused():
             assert all(g.dtype == np.float64 and not g.flags.writeable and not g.base.flags.writeable
                        for g in grads)
             del grads
+
+
+def test_compute_gradients_takes_keras_arguments_by_name_and_names_the_wrong_ones():
+    x, y = data()
+    model = make_model()
+    loss, grads = model.compute_gradients(x, y)
+    want = [g.copy() for g in grads]
+    del grads
+    for call in (lambda: model.compute_gradients(x=x, y=y), lambda: model.compute_gradients(x, y, None),
+                 lambda: model.compute_gradients(x, y=y, sample_weight=np.ones(len(x)))):
+        loss2, grads = call()
+        assert loss2 == loss
+        for g, w in zip(grads, want):
+            np.testing.assert_array_equal(g, w)
+    with pytest.raises(TypeError, match="compute_gradients.*'z'"):
+        model.compute_gradients(x, y, z=1)
+    with pytest.raises(TypeError, match="compute_gradients"):
+        model.compute_gradients(x, y, None, 1)
+
+
+def test_trainable_variables_is_a_fresh_list_of_the_live_arrays():
+    model = make_model()
+    a, b = model.trainable_variables, model.trainable_variables
+    assert a is not b and len(a) == len(b) == 5 and all(u is v for u, v in zip(a, b))
+    a.clear()  # the caller's list: the model's is untouched
+    assert len(model.trainable_variables) == 5
+    assert model.weights[0] is b[0]
+    assert fo.Sequential([fo.Dense(1)]).trainable_variables == []  # not built yet
+
+
+def test_a_subclass_may_override_the_c_methods():
+    class Traced(fo.Sequential):
+        def compute_gradients(self, x, y, sample_weight=None):
+            self.calls = getattr(self, "calls", 0) + 1
+            return super().compute_gradients(x, y, sample_weight)
+
+    x, y = data()
+    model = Traced([fo.Dense(2, input_shape=(4,))], dtype="float64", seed=0)
+    loss, grads = model.compute_gradients(x, y)
+    assert model.calls == 1 and [g.shape for g in grads] == [(4, 2), (2,)]
 
 
 # -- the zero-sample rule ------------------------------------------------------------------

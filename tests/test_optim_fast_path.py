@@ -344,3 +344,16 @@ def test_the_fast_path_waits_for_a_thread_that_holds_the_lock(size):
     assert stepped.is_set() and opt.iterations == 2 and w[0] == -1.0
     assert calls == []
     assert not opt._lock.locked()
+
+
+def test_apply_gradients_takes_its_argument_by_name_and_refuses_others():
+    w = np.ones(3)
+    opt = fo.optimizers.Adam(0.1)
+    assert opt.apply_gradients(grads_and_vars=[(np.ones(3), w)]) == 1
+    before = w.copy()
+    for call in (lambda: opt.apply_gradients(), lambda: opt.apply_gradients([(np.ones(3), w)], 1),
+                 lambda: opt.apply_gradients(pairs=[(np.ones(3), w)])):
+        with pytest.raises(TypeError, match="apply_gradients"):
+            call()
+    np.testing.assert_array_equal(w, before)
+    assert opt.iterations == 1

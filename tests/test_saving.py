@@ -17,6 +17,7 @@ import stat
 import struct
 import subprocess
 import sys
+import warnings
 import textwrap
 import time
 import tracemalloc
@@ -770,3 +771,67 @@ def test_every_optimizer_slot_round_trips(tmp_path, options):
         m.fit(x, y, epochs=2, batch_size=6, verbose=0, shuffle=False)
     for a, b in zip(model.get_weights(), loaded.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def _accumulating(cycle=3):
+    m = fo.Sequential([fo.Dense(4, activation="tanh", input_shape=(3,)), fo.Dense(1)], seed=1)
+    m.compile(fo.optimizers.Adam(0.01, gradient_accumulation_steps=cycle), "mse")
+    return m
+
+
+@pytest.mark.parametrize("how", ["save", "pickle"])
+def test_a_model_saved_mid_accumulation_cycle_resumes_mid_cycle(tmp_path, how):
+    """4 calls into cycles of 3: the copy has the one accumulated gradient and the
+    call count, so its next update comes when the original's does, bit for bit."""
+    rng = np.random.default_rng(0)
+    x, y = rng.standard_normal((20, 3)), rng.standard_normal((20, 1))
+    model = _accumulating()
+    model.fit(x, y, epochs=1, batch_size=5, verbose=0)
+    assert int(model.optimizer._step[0]) == 4 and model.optimizer.iterations == 1
+    if how == "save":
+        model.save(tmp_path / "m.npz")
+        copy = fo.load_model(tmp_path / "m.npz")
+        assert json.loads(read_members(tmp_path / "m.npz")["fastopt.json"])["accumulated_steps"] == 1
+    else:
+        copy = pickle.loads(pickle.dumps(model))
+    assert int(copy.optimizer._step[0]) == 4
+    for m in (model, copy):
+        m.fit(x, y, epochs=2, batch_size=5, verbose=0)
+        assert m.optimizer.iterations == 4
+    for a, b in zip(model.get_weights() + list(model._slots), copy.get_weights() + list(copy._slots)):
+        if a is not None:
+            np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("value", [-1, 3, 1.0, "1", None])
+def test_bad_accumulated_steps_are_refused(tmp_path, value):
+    path = tampered(tmp_path, model=_accumulating(), header=lambda h: h.update(accumulated_steps=value))
+    refused(path, "accumulated_steps")
+
+
+def test_accumulated_steps_without_accumulation_are_refused(tmp_path):
+    refused(tampered(tmp_path, header=lambda h: h.update(accumulated_steps=0)), "accumulated_steps")
+    refused(tampered(tmp_path, model=make_model(), header=lambda h: h.update(accumulated_steps=0, compile=None,
+                                                                            optimizer=None, iterations=None)),
+            "optimizer")
+
+
+def test_a_file_without_accumulated_steps_starts_a_cycle(tmp_path):
+    """Files written before the field existed: the count is at a cycle's start."""
+    rng = np.random.default_rng(0)
+    model = _accumulating()
+    model.fit(rng.standard_normal((20, 3)), rng.standard_normal(20), epochs=1, batch_size=5, verbose=0)
+    path = tampered(tmp_path, model=model, header=lambda h: h.pop("accumulated_steps"))
+    assert int(fo.load_model(path).optimizer._step[0]) == 3
+
+
+def test_strict_deserialize_refuses_what_from_config_would_drop():
+    """load_model reads the optimizer strictly, without a (process-wide) warnings filter."""
+    cfg = fo.optimizers.serialize(fo.optimizers.Adam(0.01))
+    cfg["config"]["jit_compile"] = True
+    with pytest.warns(UserWarning, match="jit_compile"):
+        assert isinstance(fo.optimizers.deserialize(cfg), fo.optimizers.Adam)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        with pytest.raises(ValueError, match="jit_compile"):
+            fo.optimizers.deserialize(cfg, strict=True)

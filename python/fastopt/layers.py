@@ -304,8 +304,11 @@ class Dropout(Layer):
 
     ``noise_shape`` (for 2-d input ``(batch, features)``): ``(batch, 1)`` drops
     whole rows, ``(1, features)`` the same features in every row; ``None`` entries
-    take the input's size.  ``seed`` makes the masks reproducible (xoshiro256**,
-    the stream the training loop uses)."""
+    take the input's size.  ``seed`` makes the masks of the layer's own calls
+    reproducible (xoshiro256**, the generator the training loop uses).  Inside a
+    model, ``fit`` and ``train_on_batch`` draw every layer's masks from the
+    model's generator instead (``Sequential(seed=...)``), one stream for the
+    shuffle and all the masks, so a seeded model trains the same every run."""
 
     @keras_keywords(keras_only=("dtype", "trainable"))
     def __init__(self, rate: float, noise_shape: Optional[tuple] = None, seed: Optional[int] = None,

@@ -41,9 +41,22 @@ from .saving import load_model  # noqa: F401  (fastopt.models.load_model, as bef
 
 __all__ = ["Sequential", "load_model", "clone_model"]
 
-# the per-step calls try C first with the arrays as given (tests set it to False
-# to force the thorough path; both must give the same bits)
+# the per-step calls try C first with the arrays as given (use_fast_path(False)
+# forces the thorough path; both must give the same bits)
 _FAST_PATH = True
+
+
+def use_fast_path(enabled: bool) -> bool:
+    """Whether the model's per-step calls (``compute_gradients``, ``train_on_batch``,
+    ``test_on_batch``, ``predict``, ``predict_on_batch``, a lean ``fit``) try their
+    C fast path first; returns the previous setting.  ``False`` sends every call
+    through the thorough path, which gives the same bits (for tests)."""
+    global _FAST_PATH
+    before = _FAST_PATH
+    _FAST_PATH = bool(enabled)
+    _core.model_fast_path(_FAST_PATH)
+    return before
+
 # a learning-rate schedule is evaluated for at most this many steps per C call,
 # and a fit in bulk keeps the sums of at most this many epochs per call
 _STEPS_PER_CALL = 1 << 16
@@ -75,7 +88,7 @@ def _should_validate(epoch: int, freq) -> bool:
     return (epoch + 1) in freq if isinstance(freq, frozenset) else (epoch + 1) % freq == 0
 
 
-class Sequential:
+class Sequential(_core.ModelBase):
     """A linear stack of layers, with Keras' API::
 
         model = fo.Sequential([fo.Dense(10, activation="relu", input_shape=(13,)), fo.Dense(1)])
@@ -304,10 +317,8 @@ class Sequential:
             raise ValueError(f"{what}: the model is not built; give the first layer an input_shape "
                              "or call fit / build first")
 
-    @property
-    def trainable_variables(self) -> list[np.ndarray]:
-        """The live kernel and bias arrays (views into the flat buffer), Keras order."""
-        return self._variables.copy()  # a fresh list each call, as Keras
+    # trainable_variables (the live kernel and bias arrays, views into the flat
+    # buffer, Keras order; a fresh list each call) is _core.ModelBase's property.
 
     @property
     def weights(self) -> list[np.ndarray]:
@@ -584,15 +595,13 @@ class Sequential:
         self._require_built("predict_on_batch")
         return self._net.forward(self._x(x))
 
-    def compute_gradients(self, x, y, sample_weight=None) -> tuple[float, list[np.ndarray]]:
-        """``loss, grads`` of the whole batch ``x, y`` (the loss of ``train_on_batch``),
-        the grads shaped like ``trainable_variables`` and read-only: the articles'
-        GradientTape step is ``opt.apply_gradients(zip(grads, model.trainable_variables))``."""
-        net = self._net
-        if _FAST_PATH and net is not None and sample_weight is None:
-            r = net.gradients(x, y, None, True)
-            if r is not NotImplemented:
-                return r
+    # compute_gradients(x, y, sample_weight=None) -> (loss, grads) is the C base
+    # class's method (_core.ModelBase): arrays that need no conversion go to
+    # Network.gradients there, without a Python frame; anything else comes here.
+
+    def _compute_gradients(self, x, y, sample_weight=None) -> tuple[float, list[np.ndarray]]:
+        """The thorough path of ``compute_gradients``: ``x``, ``y`` and
+        ``sample_weight`` converted or refused with a message naming them."""
         x, y, sw = self._batch_data(x, y, sample_weight)
         return self._net.gradients(x, y, sw)
 

@@ -283,7 +283,7 @@ def _binding_strides(b) -> tuple:
     return s.strides
 
 
-class Optimizer:
+class Optimizer(_core.OptimizerBase):
     """Base class: state, schedules, clipping, Keras 3's base-optimizer
     features and ``apply_gradients``.
 
@@ -649,8 +649,8 @@ class Optimizer:
                 excluded = [v for v in views if self._excluded_name(name_of.get(id(v)))]
             else:
                 excluded = []
-            for v in views:
-                self._slots_for(v, txn)
+            # the views need no binding of their own now: each lies in the flat
+            # buffer's region, where their first apply_gradients finds its state
             owner, addr, *_ = _core.memory_key(flat)
             region = next(b[6] for b in txn.bindings_at(addr) if b[6] is not None and b[0]() is owner)
             if self._slots_used[_MASK] and region.buffers[_MASK] is None:
@@ -664,20 +664,12 @@ class Optimizer:
             return region.buffers
 
     # -- the step -----------------------------------------------------------
-    def apply_gradients(self, grads_and_vars: Iterable[tuple[Any, np.ndarray]]) -> int:
-        """Update every variable in place from its gradient; returns ``iterations``.
-
-        ``grads_and_vars`` is an iterable of ``(gradient, variable)`` pairs, as
-        ``zip(grads, model.trainable_variables)``.  Pairs whose gradient is
-        ``None`` are skipped (with a warning, as in Keras).  Nothing is written
-        unless every pair is valid; the step and its count are one C call.
-        Arrays that need no conversion go straight to C (the fast path); the
-        others are converted, checked and explained by :meth:`_apply_thorough`.
-        """
-        return _core.optim_apply(self, grads_and_vars)
+    # apply_gradients(grads_and_vars) -> iterations is the C base class's method
+    # (_core.OptimizerBase): arrays that need no conversion are stepped there,
+    # without a Python frame; anything else comes here.
 
     def _apply_thorough(self, grads_and_vars) -> int:
-        """The thorough path of :meth:`apply_gradients`: every argument converted
+        """The thorough path of ``apply_gradients``: every argument converted
         or refused with a message naming it."""
         pairs = _pairs(grads_and_vars)
         if not any(g is not None for g, _ in pairs):
@@ -694,12 +686,12 @@ class Optimizer:
             missing = [i for i, g in enumerate(grads) if g is None]
             if missing:
                 warnings.warn(f"Gradients do not exist for variables {missing} (their pairs are "
-                              "skipped) when minimizing the loss", UserWarning, stacklevel=3)
+                              "skipped) when minimizing the loss", UserWarning, stacklevel=2)
             finite = _core.optim_update(self._kind, variables, grads, slots, self._hyper, lr,
                                         self._step, txn.ops())
             self._built = True
         if not finite:
-            self._on_divergence(step + 1, lr, 4)
+            self._on_divergence(step + 1, lr, 3)
         return self.iterations
 
     def _on_divergence(self, step: int, learning_rate: float, stacklevel: int = 3) -> None:
@@ -777,6 +769,12 @@ class Optimizer:
         """An optimizer from :meth:`get_config`'s dict, or from a Keras 3 one
         (``keras.optimizers.Adam().get_config()``): keys that cannot apply
         here are dropped with a ``UserWarning`` naming them."""
+        return cls._from_config(config, strict=False)
+
+    @classmethod
+    def _from_config(cls, config: dict[str, Any], strict: bool) -> "Optimizer":
+        """:meth:`from_config`; ``strict``: a key that cannot apply is a
+        ``ValueError`` instead of a warning (a config fastopt wrote itself)."""
         if not isinstance(config, dict):
             raise TypeError(f"config must be a dict, got {type(config).__name__}")
         config = dict(config)
@@ -793,6 +791,8 @@ class Optimizer:
                                               for x in _NEUTRAL_CONFIG[key]):
                 continue  # no effect at this value: nothing to warn about
             dropped[key] = value
+        if dropped and strict:
+            raise ValueError(f"unexpected keys {sorted(dropped)} in a {cls.__name__} config")
         if dropped:
             warnings.warn(f"{cls.__name__}.from_config: ignoring {dropped}: "
                           + ("; ".join(_why_ignored(k) for k in dropped)), UserWarning, stacklevel=2)
@@ -1218,9 +1218,11 @@ def serialize(optimizer: Optimizer) -> dict[str, Any]:
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
-def deserialize(config: dict[str, Any]) -> Optimizer:
+def deserialize(config: dict[str, Any], *, strict: bool = False) -> Optimizer:
     """An optimizer from :func:`serialize`'s dict, or Keras 3's (which adds
-    ``module`` and ``registered_name``)."""
+    ``module`` and ``registered_name``).  ``strict``: config keys that cannot
+    apply here raise ``ValueError`` instead of being dropped with a warning."""
     if not isinstance(config, dict) or "config" not in config:
         raise ValueError("an optimizer config is a dict {'class_name': ..., 'config': {...}}")
-    return by_name(_BY_NAME, str(config.get("class_name", "")), "optimizer").from_config(config["config"])
+    cls = by_name(_BY_NAME, str(config.get("class_name", "")), "optimizer")
+    return cls._from_config(config["config"], strict=strict)

@@ -6,7 +6,9 @@ A file is a ZIP archive that ``numpy.load`` also reads (an ``.npz``)::
     fastopt.json     the header: {"format": "fastopt.Sequential", "format_version": 1,
                      "model": model.get_config(), "compile": {"loss", "metrics"} or null,
                      "optimizer": {"class_name", "config"} or null, "iterations": int or null,
-                     "init_rng": the weight initializer's generator state}
+                     "init_rng": the weight initializer's generator state,
+                     "accumulated_steps": calls into the current cycle (only with an optimizer's
+                     gradient_accumulation_steps; absent: 0)}
     params.npy       the flat parameter buffer: the model's dtype, shape (n,)   (built models)
     rng_state.npy    the shuffling generator's xoshiro256** state: uint64[4], not all zero
     slot_<k>.npy     the optimizer's state (m, v, ...): like params, one per slot in use
@@ -37,7 +39,6 @@ import os
 import secrets
 import socket
 import stat
-import warnings
 import zipfile
 import zlib
 from typing import Any, BinaryIO, Callable, Optional, Union
@@ -78,6 +79,10 @@ def _model_state(model) -> dict[str, Any]:
     return {"config": model.get_config(),
             "compile": None if opt is None else {"loss": model.loss, "metrics": _metric_configs(model)},
             "optimizer": opt, "iterations": None if opt is None else opt.iterations,
+            # calls into the current gradient-accumulation cycle: with the accumulators
+            # (a slot), a model saved mid-cycle resumes mid-cycle
+            "accumulated_steps": int(opt._step[0]) % opt.gradient_accumulation_steps
+            if opt is not None and opt.gradient_accumulation_steps else None,
             "params": model._params if model.built else None, "slots": slots,
             "rng_state": model._rng_state, "init_rng": model._init_rng.bit_generator.state}
 
@@ -99,7 +104,7 @@ def _slots_in_use(model) -> list[int]:
     return [k for k, s in enumerate(model._slots) if s is not None]
 
 
-def _install_state(model, params, slots: dict, rng_state, iterations, init_rng) -> None:
+def _install_state(model, params, slots: dict, rng_state, iterations, init_rng, accumulated=0) -> None:
     """Put validated state into a freshly built (and compiled) model."""
     if params is not None:
         model._params[...] = params
@@ -109,6 +114,7 @@ def _install_state(model, params, slots: dict, rng_state, iterations, init_rng) 
     model._init_rng.bit_generator.state = init_rng
     if model.optimizer is not None:
         model.optimizer.iterations = iterations
+        model.optimizer._step[0] += accumulated  # the calls into the cycle (checked: < its length)
 
 
 # -- atomic, durable writes ----------------------------------------------------------------
@@ -259,6 +265,8 @@ def _model_writer(model) -> Callable[[BinaryIO], None]:
               "compile": state["compile"],
               "optimizer": None if opt is None else _optimizers.serialize(opt),
               "iterations": state["iterations"], "init_rng": state["init_rng"]}
+    if state["accumulated_steps"] is not None:
+        header["accumulated_steps"] = state["accumulated_steps"]
     arrays = {"rng_state": state["rng_state"]}
     if state["params"] is not None:
         arrays["params"] = state["params"]
@@ -513,7 +521,7 @@ def _compile_section(label: str, header: dict) -> Optional[dict[str, Any]]:
     """The optimizer (built from its config, which checks it), loss, metrics and step count."""
     comp, opt_cfg, iterations = header.get("compile"), header.get("optimizer"), header.get("iterations")
     if comp is None:
-        if opt_cfg is not None or iterations is not None:
+        if opt_cfg is not None or iterations is not None or "accumulated_steps" in header:
             raise _refuse(label, "optimizer", "an optimizer or step count without a compile section")
         return None
     if not isinstance(comp, dict) or set(comp) != {"loss", "metrics"}:
@@ -528,13 +536,19 @@ def _compile_section(label: str, header: dict) -> Optional[dict[str, Any]]:
     if not isinstance(opt_cfg, dict) or not isinstance(opt_cfg.get("config"), dict) \
             or not isinstance(opt_cfg.get("class_name"), str):
         raise _refuse(label, "optimizer", "expected {\"class_name\": ..., \"config\": {...}}")
-    with _field(label, "optimizer"), warnings.catch_warnings():
-        # from_config only warns about keys it cannot apply (a Keras config);
-        # fastopt wrote this file, so such a key means the file is not as written
-        warnings.simplefilter("error", UserWarning)
-        optimizer = _optimizers.deserialize(opt_cfg)
+    with _field(label, "optimizer"):
+        # strict: fastopt wrote this file, so a key its optimizers do not take
+        # means the file is not as written (no warnings filter: those are global)
+        optimizer = _optimizers.deserialize(opt_cfg, strict=True)
+    iterations = _checked_int(label, "iterations", iterations, 0, MAX_STEPS)
+    cycle = optimizer.gradient_accumulation_steps or 1
+    if cycle == 1 and "accumulated_steps" in header:
+        raise _refuse(label, "accumulated_steps", "present, but the optimizer has no gradient_accumulation_steps")
+    accumulated = _checked_int(label, "accumulated_steps", header.get("accumulated_steps", 0), 0, cycle - 1)
+    if iterations * cycle + accumulated > MAX_STEPS:
+        raise _refuse(label, "iterations", f"{iterations} updates of {cycle} calls (+ {accumulated}) exceed 2**53 calls")
     return {"optimizer": optimizer, "loss": comp["loss"], "metrics": comp["metrics"],
-            "iterations": _checked_int(label, "iterations", iterations, 0, MAX_STEPS)}
+            "iterations": iterations, "accumulated": accumulated}
 
 
 def _generator_state(label: str, state) -> dict:
@@ -553,8 +567,8 @@ def _load(source, label: str, cls=None):
     with _Archive(source, label) as archive:
         header = archive.header(MODEL_FORMAT)
         known = {"format", "format_version", "model", "compile", "optimizer", "iterations", "init_rng"}
-        if set(header) != known:
-            extra, missing = sorted(set(header) - known), sorted(known - set(header))
+        if set(header) - {"accumulated_steps"} != known:
+            extra, missing = sorted(set(header) - known - {"accumulated_steps"}), sorted(known - set(header))
             raise _refuse(label, "header", f"unexpected fields {extra}" if extra else f"missing fields {missing}")
         arch = _architecture(label, header["model"])
         comp = _compile_section(label, header)
@@ -589,7 +603,8 @@ def _load(source, label: str, cls=None):
                 if (k in in_use) != (k in slots):
                     raise _refuse(label, f"slot_{k}", "missing: this optimizer configuration keeps it"
                                   if k in in_use else "unexpected: this optimizer configuration keeps no such state")
-    _install_state(model, params, slots, rng_state, None if comp is None else comp["iterations"], init_rng)
+    _install_state(model, params, slots, rng_state, None if comp is None else comp["iterations"], init_rng,
+                   0 if comp is None else comp["accumulated"])
     if cls is not None and cls is not type(model):
         obj = cls.__new__(cls)
         obj.__dict__.update(model.__dict__)
