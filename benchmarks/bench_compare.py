@@ -173,19 +173,49 @@ def settle(limit: float = 0.15, most: float = 3.0) -> float:
             return busy if busy is not None else float("nan")
 
 
+def run_delay() -> float:
+    """Seconds the threads of this process have spent runnable but waiting for
+    a core (the kernel's schedstat; NaN where there is none): another process
+    was on the core they needed."""
+    total = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return float("nan")
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that has just exited
+    return total * 1e-9
+
+
 def goal_pair(args, sequential, threaded, results: dict) -> dict:
     """The goal's ratio, measured on its own: the sequential and the threaded
     search in alternating blocks of 3 calls (after a warm-up call), many rounds,
     each block started once the cores are idle (``settle``); the ratio of the
-    two bests, and the spread of the per-round ratios (best of one block over
-    best of the other).  Both contenders get the same blocks, pauses and
-    waits: a busy moment slows the threaded search most (it needs both cores),
-    and the best of many short blocks is what the machine does undisturbed."""
-    rounds = 2 if args.quick else 8
+    two bests, with the spread of the per-round ratios (best of one block over
+    best of the other).  Both contenders get the same blocks, pauses and waits.
+    Another process, or the VM's host, slows the threaded search most (it
+    needs both cores), never speeds either up: the best of many short blocks
+    is what the machine does undisturbed.  How many blocks shared the cores
+    with another process of this machine (``run_delay``) is reported too."""
+    rounds = 2 if args.quick else 12
     per_block = 3
     pair = [Contender("sequential", sequential), Contender("threads", threaded)]
     busy: list[float] = []
-    time_blocks(pair, repeats=rounds * per_block, warmup=1, rounds=rounds, settle=lambda: busy.append(settle()))
+    delays: list[list[float]] = []  # run_delay() before and after each block, in time_blocks' order
+    budget = time.monotonic() + (5 if args.quick else 20)  # waits for idle cores end by then
+
+    def before_block():
+        if delays:
+            delays[-1].append(run_delay())
+        busy.append(settle(most=max(0.0, min(3.0, budget - time.monotonic()))))
+        delays.append([run_delay()])
+
+    time_blocks(pair, repeats=rounds * per_block, warmup=1, rounds=rounds, settle=before_block)
+    delays[-1].append(run_delay())
     seq, thr = pair
     if seq.error or thr.error:
         print(f"\n- the goal's own measurement failed: {seq.error or thr.error}")
@@ -194,14 +224,18 @@ def goal_pair(args, sequential, threaded, results: dict) -> dict:
               for k in range(rounds)]
     ratios = sorted(a / b for a, b in blocks)
     ratio = seq.best / thr.best
-    print(f"\n- the goal's ratio on its own ({rounds} rounds of a block of {per_block} calls each, "
-          f"each block after the cores went idle): sequential {seq.best * 1e3:.1f} ms, threads "
-          f"{thr.best * 1e3:.1f} ms: **{fmt_x(ratio)}**; per round {fmt_x(ratios[0])} .. {fmt_x(ratios[-1])} "
-          f"(median {fmt_x(ratios[len(ratios) // 2])}); other load before the blocks: up to "
-          f"{max(busy) * 100:.0f}% of the cores")
+    waited = {c.name: [d[1] - d[0] for d in delays[i::2]] for i, c in enumerate(pair)}
+    shared = sum(w > 0.05 * sum(c.times[k * per_block:(k + 1) * per_block])
+                 for c in pair for k, w in enumerate(waited[c.name]))
+    print(f"\n- the goal's ratio on its own ({rounds} rounds of a block of {per_block} calls each, each block "
+          f"after the cores went idle): sequential {seq.best * 1e3:.1f} ms, threads {thr.best * 1e3:.1f} ms: "
+          f"**{fmt_x(ratio)}**; per round {fmt_x(ratios[0])} .. {fmt_x(ratios[-1])} (median "
+          f"{fmt_x(ratios[len(ratios) // 2])}); {shared} of {2 * rounds} blocks waited for a core taken by "
+          "another process for over 5% of their time")
     results["grid_goal"] = {"rounds": rounds, "calls_per_block": per_block, "sequential_s": seq.times,
                             "threads_s": thr.times, "ratio_of_bests": ratio, "ratios_per_round": ratios,
-                            "busy_before_blocks": busy}
+                            "busy_before_blocks": busy, "run_delay_per_block_s": waited,
+                            "blocks_sharing_the_cores": shared}
     return {"threads_over_sequential": ratio, "threads_over_sequential_per_round": [ratios[0], ratios[-1]]}
 
 
