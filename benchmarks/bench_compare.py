@@ -21,7 +21,11 @@ optimizers.
    epochs each.  Goal: under 0.1 s for the whole call.
 
 Times are best of N (after a warm-up), each contender in its own block with a
-pause before it (benchmarks/bench_train.py's ``time_blocks``).
+pause before it (benchmarks/bench_train.py's ``time_blocks``).  The goal's
+ratio (threads over sequential) is then measured on its own, in more and
+shorter alternating blocks, each started once other processes leave the cores
+idle (``goal_pair``): on a shared 2-core machine a neighbour's burst on one
+core halves the threaded search and not the sequential one.
 """
 from __future__ import annotations
 
@@ -36,7 +40,7 @@ import warnings
 import numpy as np
 
 from _common import finish, fo, table_row
-from bench_train import Contender, fmt_x, machine_facts, print_header, time_blocks
+from bench_train import Contender, cpu_busy, fmt_x, machine_facts, print_header, time_blocks
 
 from fastopt.compare import six_optimizers
 
@@ -153,7 +157,86 @@ def bench_grid(args, results: dict) -> dict:
                "identical_scores": all(same)}
     if rows[-1].error is None:
         summary["sklearn_over_threads"] = rows[-1].best / rows[1].best
+    if rows[1].error is None:
+        summary.update(goal_pair(args, rows[0].fn, rows[1].fn, results))
     return summary
+
+
+def settle(limit: float = 0.15, most: float = 3.0) -> float:
+    """Wait (at most ``most`` seconds) until other processes leave the cores
+    nearly idle (under ``limit`` of them busy over 0.1 s); returns the last
+    reading.  Two threads need both cores: one busy core halves them."""
+    end = time.monotonic() + most
+    while True:
+        busy = cpu_busy(0.1)
+        if busy is None or busy < limit or time.monotonic() >= end:
+            return busy if busy is not None else float("nan")
+
+
+def run_delay() -> float:
+    """Seconds the threads of this process have spent runnable but waiting for
+    a core (the kernel's schedstat; NaN where there is none): another process
+    was on the core they needed."""
+    total = 0
+    try:
+        tids = os.listdir("/proc/self/task")
+    except OSError:
+        return float("nan")
+    for tid in tids:
+        try:
+            with open(f"/proc/self/task/{tid}/schedstat") as f:
+                total += int(f.read().split()[1])
+        except (OSError, ValueError, IndexError):
+            pass  # a thread that has just exited
+    return total * 1e-9
+
+
+def goal_pair(args, sequential, threaded, results: dict) -> dict:
+    """The goal's ratio, measured on its own: the sequential and the threaded
+    search in alternating blocks of 3 calls (after a warm-up call), many rounds,
+    each block started once the cores are idle (``settle``); the ratio of the
+    two bests, with the spread of the per-round ratios (best of one block over
+    best of the other).  Both contenders get the same blocks, pauses and waits.
+    Another process, or the VM's host, slows the threaded search most (it
+    needs both cores), never speeds either up: the best of many short blocks
+    is what the machine does undisturbed.  How many blocks shared the cores
+    with another process of this machine (``run_delay``) is reported too."""
+    rounds = 2 if args.quick else 12
+    per_block = 3
+    pair = [Contender("sequential", sequential), Contender("threads", threaded)]
+    busy: list[float] = []
+    delays: list[list[float]] = []  # run_delay() before and after each block, in time_blocks' order
+    budget = time.monotonic() + (5 if args.quick else 20)  # waits for idle cores end by then
+
+    def before_block():
+        if delays:
+            delays[-1].append(run_delay())
+        busy.append(settle(most=max(0.0, min(3.0, budget - time.monotonic()))))
+        delays.append([run_delay()])
+
+    time_blocks(pair, repeats=rounds * per_block, warmup=1, rounds=rounds, settle=before_block)
+    delays[-1].append(run_delay())
+    seq, thr = pair
+    if seq.error or thr.error:
+        print(f"\n- the goal's own measurement failed: {seq.error or thr.error}")
+        return {}
+    blocks = [(min(seq.times[k * per_block:(k + 1) * per_block]), min(thr.times[k * per_block:(k + 1) * per_block]))
+              for k in range(rounds)]
+    ratios = sorted(a / b for a, b in blocks)
+    ratio = seq.best / thr.best
+    waited = {c.name: [d[1] - d[0] for d in delays[i::2]] for i, c in enumerate(pair)}
+    shared = sum(w > 0.05 * sum(c.times[k * per_block:(k + 1) * per_block])
+                 for c in pair for k, w in enumerate(waited[c.name]))
+    print(f"\n- the goal's ratio on its own ({rounds} rounds of a block of {per_block} calls each, each block "
+          f"after the cores went idle): sequential {seq.best * 1e3:.1f} ms, threads {thr.best * 1e3:.1f} ms: "
+          f"**{fmt_x(ratio)}**; per round {fmt_x(ratios[0])} .. {fmt_x(ratios[-1])} (median "
+          f"{fmt_x(ratios[len(ratios) // 2])}); {shared} of {2 * rounds} blocks waited for a core taken by "
+          "another process for over 5% of their time")
+    results["grid_goal"] = {"rounds": rounds, "calls_per_block": per_block, "sequential_s": seq.times,
+                            "threads_s": thr.times, "ratio_of_bests": ratio, "ratios_per_round": ratios,
+                            "busy_before_blocks": busy, "run_delay_per_block_s": waited,
+                            "blocks_sharing_the_cores": shared}
+    return {"threads_over_sequential": ratio, "threads_over_sequential_per_round": [ratios[0], ratios[-1]]}
 
 
 def bench_compare(args, results: dict) -> dict:
@@ -199,7 +282,9 @@ def main(argv=None) -> int:
 
     print("\n### Against the goals (benchmark figures, not pass/fail tests)\n")
     r = summary.get("threads_over_sequential")
-    print(f"- grid of 8 on threads vs sequential: {fmt_x(r) if r else 'n/a'} (goal >= 1.7x on 2 cores; "
+    spread = summary.get("threads_over_sequential_per_round")
+    spread = f", {fmt_x(spread[0])} .. {fmt_x(spread[1])} per round" if spread else ""
+    print(f"- grid of 8 on threads vs sequential: {fmt_x(r) if r else 'n/a'}{spread} (goal >= 1.7x on 2 cores; "
           f"this machine has {facts['cpus_usable']} usable)")
     r = summary.get("sklearn_over_threads")
     print(f"- the same grid vs scikit-learn GridSearchCV(MLPRegressor, n_jobs=2): {fmt_x(r) if r else 'n/a'} "

@@ -200,7 +200,8 @@ def _err(e: BaseException) -> str:
 
 
 def time_blocks(rows: list[Contender], repeats: int, warmup: int, rounds: int = 2,
-                pause: Optional[float] = None, alternate: bool = False) -> None:
+                pause: Optional[float] = None, alternate: bool = False,
+                settle: Optional[Callable[[], object]] = None) -> None:
     """Best-of-``repeats`` seconds per call; ``setup`` (untimed) runs before every call.
 
     Each contender runs in a block (warm-up, then its share of the repeats),
@@ -210,9 +211,11 @@ def time_blocks(rows: list[Contender], repeats: int, warmup: int, rounds: int = 
     pool (OpenBLAS spins for a while after each call, so does torch's OpenMP)
     steal the cores of the next contender's pool; interleaving measured
     sgemm at 10 instead of 170 GFLOP/s.  ``pause`` seconds between blocks
-    let the previous pool's threads go to sleep.  ``alternate`` reverses the
-    order of the contenders every other round.  A contender with a ``blocks``
-    list also gets each block's times there, one list per round."""
+    let the previous pool's threads go to sleep; ``settle()``, if given, is
+    called after each pause (e.g. to wait until other processes leave the
+    cores idle).  ``alternate`` reverses the order of the contenders every
+    other round.  A contender with a ``blocks`` list also gets each block's
+    times there, one list per round."""
     pause = PAUSE if pause is None else pause
     per_round = [repeats // rounds + (1 if k < repeats % rounds else 0) for k in range(rounds)]
     gc_was = gc.isenabled()
@@ -222,6 +225,8 @@ def time_blocks(rows: list[Contender], repeats: int, warmup: int, rounds: int = 
                 if c.error is not None or count == 0:
                     continue
                 time.sleep(pause)
+                if settle is not None:
+                    settle()
                 gc.collect()
                 gc.disable()
                 block = []

@@ -74,7 +74,54 @@ static int py_poll(fo_ctl *c)
     return err < 0;
 }
 
-/* release the GIL for kernels of about `work` multiply-adds that poll through p->ctl */
+#if PY_VERSION_HEX >= 0x030D0000
+/* the thread that runs Python's signal handlers: the runtime's main thread
+ * (_thread._get_main_thread_ident), or after a fork the thread that forked */
+static unsigned long main_ident;
+#ifndef _WIN32
+#include <pthread.h>
+static void main_ident_after_fork(void)
+{
+    main_ident = PyThread_get_thread_ident();
+}
+#endif
+
+static int main_ident_init(void)
+{
+    PyObject *mod = PyImport_ImportModule("_thread");
+    if (mod == NULL)
+        return -1;
+    PyObject *r = PyObject_CallMethod(mod, "_get_main_thread_ident", NULL);
+    Py_DECREF(mod);
+    if (r == NULL)
+        return -1;
+    main_ident = PyLong_AsUnsignedLong(r);
+    Py_DECREF(r);
+    if (PyErr_Occurred())
+        return -1;
+#ifndef _WIN32
+    pthread_atfork(NULL, NULL, main_ident_after_fork);
+#endif
+    return 0;
+}
+#endif
+
+/* whether this thread runs Python's signal handlers (the main thread of the
+ * main interpreter): PyErr_CheckSignals does nothing in any other.  GIL held. */
+static int handles_signals(void)
+{
+#if PY_VERSION_HEX < 0x030D0000
+    return _PyOS_IsMainThread();
+#else
+    return PyThread_get_thread_ident() == main_ident && PyInterpreterState_Get() == PyInterpreterState_Main();
+#endif
+}
+
+/* release the GIL for kernels of about `work` multiply-adds that poll through
+ * p->ctl.  Only the thread that handles signals polls: in any other thread a
+ * poll would take the GIL back for nothing, and wait for it while another
+ * thread runs Python (a worker of a threaded grid search, each fit of which
+ * stalled at its first poll until the other worker's Python let go). */
 static void release_gil(py_ctl *p, double work)
 {
     p->ctl.poll = py_poll;
@@ -83,10 +130,13 @@ static void release_gil(py_ctl *p, double work)
     p->ctl.stop = 0;
     p->next = 0; /* the first poll checks at once, then every 50 ms */
     p->ts = NULL;
-    if (work < FO_GIL_WORK)
+    if (work < FO_GIL_WORK) {
         p->ctl.budget = INFINITY; /* short: no polls, the GIL stays */
-    else
-        p->ts = PyEval_SaveThread();
+        return;
+    }
+    if (!handles_signals())
+        p->ctl.budget = INFINITY; /* no signal to look for: never poll */
+    p->ts = PyEval_SaveThread();
 }
 
 /* take the GIL back: -1 (a signal handler's exception set) if the kernel stopped */
@@ -1825,6 +1875,10 @@ int fo_net_add_types(PyObject *module)
         return -1;
     if (PyType_Ready(&NetType) < 0 || PyType_Ready(&BatchesType) < 0 || PyType_Ready(&ModelBaseType) < 0)
         return -1;
+#if PY_VERSION_HEX >= 0x030D0000
+    if (main_ident_init() < 0)
+        return -1;
+#endif
     if (PyModule_AddObjectRef(module, "Network", (PyObject *)&NetType) < 0 ||
         PyModule_AddObjectRef(module, "Batches", (PyObject *)&BatchesType) < 0 ||
         PyModule_AddObjectRef(module, "ModelBase", (PyObject *)&ModelBaseType) < 0)

@@ -388,7 +388,7 @@ typedef struct {
     int kind;
     fo_optim_hyper h;         /* h.iteration: the steps taken; +1 per step applied */
     void *slot[FO_MAX_SLOTS]; /* flat state, n_params each (NULL where unused) */
-    int64_t *step;            /* the caller's step counter, set to h.iteration per step, or NULL */
+    int64_t *step;            /* the caller's step counter, set to h.iteration when a call ends, or NULL */
     const double *lr;         /* the learning rate of each step of a call, or one for all */
     size_t n_lr;
 } fo_opt;

@@ -349,13 +349,13 @@ static void FO_FN(fo_view)(fo_optim_buffers *b, T *params, T *grads, void *const
     b->n = n;
 }
 
-fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, const fo_net *net,
+fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data_io, const fo_net *net,
                               size_t n_steps, T *work, fo_stats *per_epoch, double *per_epoch_acc,
-                              double *loss_start, fo_ctl *ctl)
+                              double *loss_start_io, fo_ctl *ctl)
 {
     const size_t IN = net->units[0], OUT = net->ycols;
     fo_report rep = {0, -1, FO_OK, NAN};
-    FO_FN(fo_work) w = FO_FN(fo_work_split)(net, data->batch, work);
+    FO_FN(fo_work) w = FO_FN(fo_work_split)(net, data_io->batch, work);
 
     /* the variables of one update: the whole model at once, unless each
      * kernel and bias must have its own norm clipped (clipnorm) */
@@ -373,38 +373,47 @@ fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, c
         FO_FN(fo_view)(&bufs[nbufs++], params, grads, opt->slot, 0, net->n_params);
     }
 
-    const T *X = data->x, *Y = data->y, *SW = data->sw;
+    /* What every step updates besides the model's buffers (the batch
+     * position, the first loss, the epoch's sums, the step count) is kept in
+     * this call's locals and written back once at the end, where the caller
+     * reads it: the caller's copies live in small heap blocks (a Python
+     * object, a 1-element array) that may share a cache line with objects of
+     * another thread, which may be training another model at the same time. */
+    fo_data data = *data_io;
+    double loss_start = *loss_start_io;
+    const T *X = data.x, *Y = data.y, *SW = data.sw;
     size_t e = 0;
+    fo_stats epoch_sums = per_epoch[0];
     for (size_t s = 0; s < n_steps; s++) {
         fo_rng before; /* the generator before the step (shuffle, dropout), for a step not taken */
-        if (data->rng)
-            before = *data->rng;
-        if (data->pos == 0 && data->shuffle) {
-            for (size_t i = 0; i < data->n; i++)
-                data->perm[i] = (int64_t)i;
-            fo_shuffle(data->perm, data->n, data->rng);
+        if (data.rng)
+            before = *data.rng;
+        if (data.pos == 0 && data.shuffle) {
+            for (size_t i = 0; i < data.n; i++)
+                data.perm[i] = (int64_t)i;
+            fo_shuffle(data.perm, data.n, data.rng);
         }
-        const size_t start = data->pos * data->batch;
-        const size_t B = data->n - start < data->batch ? data->n - start : data->batch;
+        const size_t start = data.pos * data.batch;
+        const size_t B = data.n - start < data.batch ? data.n - start : data.batch;
         fo_stats st = {0, 0, 0, 0};
         double loss;
         int stopped;
         double *acc = per_epoch_acc && net->n_acc ? per_epoch_acc + e * net->n_acc : NULL;
-        if (data->shuffle)
-            stopped = FO_FN(fo_batch_gradients)(&loss, grads, X, Y, SW, data->perm + start, params,
-                                                net, B, &w, &st, acc, data->rng, ctl);
+        if (data.shuffle)
+            stopped = FO_FN(fo_batch_gradients)(&loss, grads, X, Y, SW, data.perm + start, params,
+                                                net, B, &w, &st, acc, data.rng, ctl);
         else
             stopped = FO_FN(fo_batch_gradients)(&loss, grads, X + start * IN, Y + start * OUT,
                                                 SW ? SW + start : NULL, NULL, params, net, B, &w,
-                                                &st, acc, data->rng, ctl);
+                                                &st, acc, data.rng, ctl);
         if (stopped < 0) { /* in the middle of a batch: this step is not taken */
-            if (data->rng)
-                *data->rng = before; /* nor its epoch's shuffle or dropout masks */
+            if (data.rng)
+                *data.rng = before; /* nor its epoch's shuffle or dropout masks */
             break;
         }
-        if (isnan(*loss_start))
-            *loss_start = loss;
-        if (rep.bad == FO_OK && (!isfinite(loss) || (*loss_start > 0 && loss > 1e6 * *loss_start))) {
+        if (isnan(loss_start))
+            loss_start = loss;
+        if (rep.bad == FO_OK && (!isfinite(loss) || (loss_start > 0 && loss > 1e6 * loss_start))) {
             rep.bad = isfinite(loss) ? FO_LOSS_BLOWUP : FO_NONFINITE_LOSS;
             rep.bad_step = (int64_t)s;
         }
@@ -415,22 +424,27 @@ fo_report FO_FN(fo_net_train)(T *params, T *grads, fo_opt *opt, fo_data *data, c
             rep.bad_step = (int64_t)s;
         }
         opt->h.iteration++;
-        if (opt->step)
-            *opt->step = opt->h.iteration;
         rep.done++;
         rep.loss = loss;
-        fo_stats *pe = &per_epoch[e];
-        pe->sse += st.sse;
-        pe->sae += st.sae;
-        pe->penalty += st.penalty;
-        pe->loss += st.loss;
-        if (++data->pos == data->steps) {
-            data->pos = 0;
-            e++;
+        epoch_sums.sse += st.sse;
+        epoch_sums.sae += st.sae;
+        epoch_sums.penalty += st.penalty;
+        epoch_sums.loss += st.loss;
+        if (++data.pos == data.steps) {
+            data.pos = 0;
+            per_epoch[e++] = epoch_sums;
+            if (s + 1 < n_steps)
+                epoch_sums = per_epoch[e];
         }
         if (ctl && ctl->stop)
             break;
     }
+    if (data.pos != 0) /* an epoch left part way */
+        per_epoch[e] = epoch_sums;
+    if (opt->step && rep.done)
+        *opt->step = opt->h.iteration;
+    data_io->pos = data.pos;
+    *loss_start_io = loss_start;
     return rep;
 }
 

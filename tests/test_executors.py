@@ -3,8 +3,13 @@ real Dask LocalCluster give the sequential results bit for bit; the task
 runner keeps order and passes errors on; BLAS is held at one thread while a
 thread pool trains."""
 import concurrent.futures as cf
+import os
+import signal
 import sys
+import threading
+import time
 import types
+import warnings
 
 import numpy as np
 import pytest
@@ -209,3 +214,110 @@ def test_blas_threads_keeps_threadpoolctls_scan_until_more_modules_are_imported(
     with _executors.blas_threads(1):
         pass
     assert _executors._controller[1] is not first
+
+
+# -- the kept thread pool --------------------------------------------------------------------------
+
+def _where(task):
+    return threading.current_thread().name
+
+
+def _fails_in_order(task, started, done):
+    started.append(task)
+    if task == 1:
+        time.sleep(0.05)  # fails after task 2 has failed
+        raise KeyError("task 1")
+    if task == 2:
+        raise ValueError("task 2")
+    time.sleep(0.01)
+    done.append(task)
+    return task
+
+
+def test_the_thread_pool_is_kept_across_calls_and_failures():
+    first = _executors.map_tasks(_where, range(6), (), "threads")
+    pool = _executors._pool[1]
+    assert all(name.startswith("fastopt") for name in first)  # on the pool's threads, not the caller's
+    with pytest.raises(KeyError, match="boom"):
+        _executors.map_tasks(_square_plus, [1, "boom", 3], (0,), "threads")
+    again = _executors.map_tasks(_where, range(6), (), "threads")
+    assert _executors._pool[1] is pool  # the same pool, its workers alive after a task raised
+    assert set(again) <= {t.name for t in threading.enumerate()}
+    assert _executors.map_tasks(_square_plus, range(9), (2,), "threads") == [t * t + 2 for t in range(9)]
+
+
+def test_the_first_failed_task_in_order_propagates_and_no_task_starts_after_a_failure():
+    started, done = [], []
+    with pytest.raises(KeyError, match="task 1"):
+        _executors.map_tasks(_fails_in_order, range(40), (started, done), "threads")
+    # task 2 failed at once: besides the tasks running then, none started after it
+    assert len(started) <= 2 + _executors.usable_cpus()
+    assert sorted(done) == sorted(t for t in started if t not in (1, 2))  # the running ones finished
+
+
+def test_the_thread_pool_is_made_again_when_the_usable_cpus_change(monkeypatch):
+    _executors.map_tasks(_where, range(2), (), "threads")
+    pool = _executors._pool[1]
+    monkeypatch.setattr(_executors, "usable_cpus", lambda: 3)
+    assert _executors.map_tasks(_square_plus, range(7), (0,), "threads") == [t * t for t in range(7)]
+    assert _executors._pool[1] is not pool and _executors._pool[1]._max_workers == 3
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="no fork")
+def test_a_forked_child_gets_a_thread_pool_of_its_own():
+    _executors.map_tasks(_where, range(2), (), "threads")  # the parent's pool exists
+    read, write = os.pipe()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # fork() with threads running
+        pid = os.fork()
+    if pid == 0:  # the child: its copy of the pool has no threads
+        code = 1
+        try:
+            out = _executors.map_tasks(_square_plus, range(5), (1,), "threads")
+            code = 0 if out == [t * t + 1 for t in range(5)] else 2
+        finally:
+            os.write(write, bytes([code]))
+            os._exit(code)
+    os.close(write)
+    try:
+        assert os.read(read, 1) == bytes([0])
+    finally:
+        os.close(read)
+        os.waitpid(pid, 0)
+
+
+def _nested(task):
+    inner = _executors.map_tasks(_where, range(task), (), "threads")
+    return _executors.map_tasks(_square_plus, range(task), (0,), "threads"), threading.current_thread().name, inner
+
+
+def test_a_threaded_map_inside_a_task_runs_in_the_tasks_thread():
+    """(The pool's workers are all busy with the outer tasks: waiting for them would deadlock.)"""
+    out = _executors.map_tasks(_nested, [3, 4, 5, 6], (), "threads")
+    assert [r for r, _, _ in out] == [[t * t for t in range(k)] for k in (3, 4, 5, 6)]
+    assert all(inner == [name] * len(inner) for _, name, inner in out)
+
+
+def _sleepy(task, started, done):
+    started.append(task)
+    time.sleep(0.1)
+    done.append(task)
+    return task
+
+
+@pytest.mark.skipif(not hasattr(signal, "pthread_kill"), reason="no signal.pthread_kill")
+def test_ctrl_c_while_waiting_stops_the_tasks_not_started_and_waits_for_the_running_ones():
+    """A real SIGINT to the main thread (interrupt_main only flags it: a thread
+    blocked on a lock sees it when the lock is released)."""
+    started, done = [], []
+    timer = threading.Timer(0.15, signal.pthread_kill, (threading.main_thread().ident, signal.SIGINT))
+    timer.start()
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            _executors.map_tasks(_sleepy, range(50), (started, done), "threads")
+        assert len(started) < 50
+        assert sorted(done) == sorted(started)  # returned only once the running tasks were done
+    finally:
+        timer.cancel()
+        timer.join()
+    assert _executors.map_tasks(_square_plus, range(4), (0,), "threads") == [0, 1, 4, 9]

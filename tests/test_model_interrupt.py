@@ -8,6 +8,7 @@ steps from several threads on one model are serialized by the optimizer's
 lock, and seeded results do not depend on the BLAS thread count."""
 import _thread
 import signal
+import sys
 import threading
 import time
 
@@ -201,3 +202,42 @@ def test_partitioned_products_match_numpy_for_any_thread_count(ta, tb, shape):
             outs.append(c)
     np.testing.assert_allclose(outs[0], want, rtol=1e-10, atol=1e-10)
     np.testing.assert_array_equal(outs[0], outs[1])
+
+
+def test_a_fit_outside_the_main_thread_never_takes_the_gil_back():
+    """Only the main thread runs signal handlers, so a fit in another thread has
+    nothing to poll for: it trains to its last step without the GIL even while
+    the main thread holds the GIL all along.  (Its polls used to take the GIL
+    back, and waited there for whatever Python the main thread ran: a worker of
+    a threaded grid search stalled on the other worker's model building.)"""
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((512, 16)).astype(np.float32)
+    y = x[:, :1] - x[:, 1:2]
+    model = small_model((16, 32, 1), "float32")
+    epochs, steps = 400, 400 * 16  # a few hundred ms: many polls' worth (one per 2**20 multiply-adds, 50 ms)
+    params0 = model._params.copy()
+    errors = []
+
+    def train():
+        try:
+            model.fit(x, y, batch_size=32, epochs=epochs, verbose=0)
+        except BaseException as e:  # pragma: no cover - reported below
+            errors.append(e)
+
+    interval = sys.getswitchinterval()
+    sys.setswitchinterval(30.0)  # this thread is never asked to hand the GIL over while it spins
+    worker = threading.Thread(target=train)
+    try:
+        worker.start()
+        deadline = time.monotonic() + 10
+        while np.array_equal(model._params, params0) and time.monotonic() < deadline:
+            time.sleep(1e-4)  # (the GIL is free here) until the worker's C loop has begun
+        while model.optimizer.iterations < steps and time.monotonic() < deadline:
+            pass  # pure Python: the GIL stays with this thread
+        done_while_held = model.optimizer.iterations
+    finally:
+        sys.setswitchinterval(interval)
+        worker.join()
+    assert not errors
+    assert done_while_held == steps, "the worker's fit waited for the GIL the main thread held"
+    assert model.optimizer.iterations == steps

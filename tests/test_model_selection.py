@@ -77,3 +77,45 @@ def test_unknown_monitor_and_split():
         fo.model_selection.grid_search(_build, {"learning_rate": [0.01]}, x, y, epochs=1, monitor="val_acc")
     with pytest.raises(ValueError, match="validation_split"):
         fo.model_selection.grid_search(_build, {"learning_rate": [0.01]}, x, y, validation_split=0.0)
+
+
+def _build_typed(dtype="float32", learning_rate=0.01):
+    model = fo.Sequential([fo.Dense(4, activation="tanh", input_shape=(3,)), fo.Dense(1)], dtype=dtype, seed=3)
+    model.compile(optimizer=fo.optimizers.Adam(learning_rate), loss="mse")
+    return model
+
+
+@pytest.mark.parametrize("executor", [None, "threads"])
+def test_the_data_is_cast_once_per_model_dtype_and_trains_as_fit_would_cast_it(monkeypatch, executor):
+    """float64 data, float32 and float64 models: each setting gets the data cast
+    once for all settings of its dtype (not copied again by every fit and
+    evaluate), with the very scores of fits given the float64 data."""
+    from fastopt import model_selection
+    casts = []
+    cast = model_selection._cast
+    monkeypatch.setattr(model_selection, "_cast", lambda a, dtype: casts.append(dtype) or cast(a, dtype))
+    x, y = _data()
+    grid = {"dtype": ["float32", "float64"], "learning_rate": [0.001, 0.01, 0.1]}
+    search = fo.model_selection.grid_search(_build_typed, grid, x, y, epochs=3, batch_size=16, executor=executor)
+    assert sorted(map(str, casts)) == ["float32"] * 4 + ["float64"] * 4  # x, y, x_val, y_val; once per dtype
+    x_tr, x_val, y_tr, y_val = fo.train_test_split(x, y, test_size=0.2, random_state=0)
+    for r in search.results:
+        model = _build_typed(**r["params"])
+        history = model.fit(x_tr, y_tr, epochs=3, batch_size=16, verbose=0)
+        assert r["logs"]["loss"] == history.history["loss"][-1]
+        assert r["score"] == model.evaluate(x_val, y_val)
+
+
+def test_the_data_casts_pickle_empty():
+    import pickle
+    from fastopt.model_selection import _DataCasts
+    casts = _DataCasts()
+    x = np.arange(6.0).reshape(3, 2)
+    (x32,) = casts(np.float32, (x,))
+    assert x32.dtype == np.float32 and np.array_equal(x32, x)
+    assert casts(np.float32, (x,))[0] is x32  # kept
+    assert casts("float64", (x,))[0] is x  # already the model's dtype
+    assert casts(object(), (x,))[0] is x and casts(None, (x,))[0] is x  # not a float dtype: left to fit
+    copy = pickle.loads(pickle.dumps(casts))
+    assert copy._done == {}
+    assert copy(np.float32, (x,))[0] is not x32

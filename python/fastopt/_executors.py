@@ -7,11 +7,18 @@ task is a pure function of its inputs, so the results are the same bit for
 bit wherever it runs:
 
 * ``None``: in this thread, in order;
-* ``"threads"``: a thread pool with one worker per usable CPU.  ``fit`` runs
-  its epochs in C without the GIL, so the trainings really run at once.
-  While the pool runs, BLAS is held at one thread (through threadpoolctl if
-  installed, else scipy-openblas32's own ``set_num_threads``), so the workers
-  do not each start a BLAS thread per core and fight over the cores;
+* ``"threads"``: a kept pool of one worker per usable CPU, each taking the
+  next task in order.  ``fit`` runs its epochs in C without the GIL (and,
+  outside the main thread, never takes it back to look for signals, which
+  only the main thread handles), so the trainings really run at once.  While
+  they run, BLAS is held at one thread (through threadpoolctl if installed,
+  else scipy-openblas32's own ``set_num_threads``), so the workers do not
+  each start a BLAS thread per core and fight over the cores.  The pool is
+  made on first use and kept (starting and joining threads cost as much as a
+  few hundred microseconds of a short search); it is made again in a forked
+  child or when the usable CPUs change.  A task that itself asks for
+  ``"threads"`` (a search inside a task) runs its tasks in its own thread:
+  the pool's workers are busy already;
 * an executor: one ``submit`` per task.  A ``ProcessPoolExecutor`` pickles
   each task with its data; a Dask ``distributed.Client(...).get_executor()``
   gets the data scattered to the workers once (``Client.scatter``), and the
@@ -23,6 +30,7 @@ import concurrent.futures as cf
 import contextlib
 import os
 import sys
+import threading
 from typing import Any, Callable, Iterator, Sequence, Union
 
 __all__ = ["Executor", "check_executor", "map_tasks", "blas_threads", "usable_cpus"]
@@ -59,8 +67,19 @@ def blas_threads(n: int) -> Iterator[None]:
     """
     controller = _threadpool_controller()
     if controller is not None:
-        with controller.limit(limits=n, user_api="blas"):
+        blas = [c for c in controller.lib_controllers if c.user_api == "blas"]
+        # each library's own get/set_num_threads: threadpoolctl's limit() first
+        # reads every library's full info (versions, architectures), tens of
+        # microseconds at the start and end of each threaded search
+        old = [c.get_num_threads() for c in blas]
+        changed = [(c, k) for c, k in zip(blas, old) if k != n]
+        try:
+            for c, _ in changed:
+                c.set_num_threads(n)
             yield
+        finally:
+            for c, k in changed:
+                c.set_num_threads(k)
         return
     lib = _openblas()
     if lib is None:
@@ -124,23 +143,101 @@ def _scatter(executor: cf.Executor, shared: Sequence) -> list:
     return out
 
 
+_pool_lock = threading.Lock()
+_pool: tuple = (None, None)  # ((pid, workers) it was made for, the kept ThreadPoolExecutor)
+_worker = threading.local()  # .active: this thread is one of the kept pool's workers
+
+
+def _mark_worker() -> None:
+    _worker.active = True
+
+
+def _thread_pool() -> cf.ThreadPoolExecutor:
+    """The kept pool of one worker per usable CPU, made on first use; again in
+    a forked child, whose copy has no threads, or when the usable CPUs
+    changed.  Its idle workers wait on the pool's queue and exit with the
+    interpreter."""
+    global _pool
+    key = (os.getpid(), usable_cpus())
+    made, pool = _pool
+    if made == key:
+        return pool
+    with _pool_lock:
+        made, pool = _pool
+        if made != key:
+            old = pool if made is not None and made[0] == key[0] else None
+            pool = cf.ThreadPoolExecutor(key[1], thread_name_prefix="fastopt", initializer=_mark_worker)
+            _pool = (key, pool)
+            if old is not None:  # the CPUs changed: its workers leave once idle
+                old.shutdown(wait=False)
+    return pool
+
+
 def map_tasks(fn: Callable[..., Any], tasks: Sequence, shared: Sequence, executor: Executor) -> list:
     """``[fn(task, *shared) for task in tasks]``, run where ``executor`` says,
-    results in task order.  The first task that raises stops the others that
-    have not started, and its exception propagates."""
+    results in task order.  The first task (in task order) that raises stops
+    the others that have not started, and its exception propagates."""
     check_executor(executor)
     tasks = list(tasks)
     if executor is None or not tasks:
         return [fn(task, *shared) for task in tasks]
     if isinstance(executor, str):  # "threads"
-        workers = min(len(tasks), usable_cpus())
-        with blas_threads(1), cf.ThreadPoolExecutor(workers, thread_name_prefix="fastopt") as pool:
-            return _collect([pool.submit(fn, task, *shared) for task in tasks])
+        if getattr(_worker, "active", False):  # called from a task on the pool: its workers are taken
+            return [fn(task, *shared) for task in tasks]
+        with blas_threads(1):
+            return _on_threads(fn, tasks, shared)
     shared = _scatter(executor, shared)
     return _collect([executor.submit(fn, task, *shared) for task in tasks])
 
 
+def _on_threads(fn: Callable[..., Any], tasks: list, shared: Sequence) -> list:
+    """``map_tasks`` on the kept pool: one job per worker, each taking the next
+    task in order until none is left or one has failed, while the calling
+    thread sleeps until all jobs are done (it handles Ctrl-C at once; its own
+    fits would take the GIL back to look for signals).  A future per task
+    would cost a submit, a return to the pool's queue and a wake-up of the
+    caller each.  On a failure, or an interrupt while the caller waits, no
+    further task starts, the running ones finish, and the exception of the
+    first failed task (in task order), or the interrupt, propagates."""
+    n = len(tasks)
+    results: list = [None] * n
+    failed: list = []  # (task index, exception)
+    lock = threading.Lock()
+    taken = [0]  # tasks handed out; n once none may start
+
+    def job() -> None:
+        while True:
+            with lock:
+                i = taken[0]
+                if i >= n:
+                    return
+                taken[0] = i + 1
+            try:
+                results[i] = fn(tasks[i], *shared)
+            except BaseException as e:
+                with lock:
+                    failed.append((i, e))
+                    taken[0] = n
+                return
+
+    jobs = [_thread_pool().submit(job) for _ in range(min(n, usable_cpus()))]
+    try:
+        cf.wait(jobs)
+    except BaseException:  # interrupted: start nothing more, let the running tasks end
+        with lock:
+            taken[0] = n
+        cf.wait(jobs)
+        raise
+    for f in jobs:
+        f.result()  # a job itself failed (it cannot, short of a broken pool)
+    if failed:
+        raise min(failed, key=lambda f: f[0])[1]
+    return results
+
+
 def _collect(futures: list) -> list:
+    """The futures' results in order.  The first failure (in task order)
+    cancels the tasks not started, and its exception propagates."""
     try:
         return [f.result() for f in futures]
     except BaseException:

@@ -24,8 +24,11 @@ from __future__ import annotations
 
 import itertools
 import math
+import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional, Sequence
+
+import numpy as np
 
 from ._executors import Executor, check_executor, map_tasks
 from .data import train_test_split
@@ -109,10 +112,11 @@ def grid_search(build_model: Callable[..., Any], param_grid: Mapping[str, Sequen
     if len(validation_data) != 2:
         raise ValueError("validation_data must be (x_val, y_val)")
     tasks = []
+    casts = _DataCasts()
     for params in combos:
         fit_args = {"epochs": epochs, "batch_size": batch_size}
         fit_args.update({k: v for k, v in params.items() if k in FIT_PARAMS})
-        tasks.append((build_model, {k: v for k, v in params.items() if k not in FIT_PARAMS}, fit_args))
+        tasks.append((build_model, {k: v for k, v in params.items() if k not in FIT_PARAMS}, fit_args, casts))
     search = SearchResult(monitor=monitor)
     for params, logs in zip(combos, map_tasks(_train_setting, tasks, (x, y, *validation_data), executor)):
         if monitor not in logs:
@@ -121,14 +125,58 @@ def grid_search(build_model: Callable[..., Any], param_grid: Mapping[str, Sequen
     return search
 
 
+class _DataCasts:
+    """The search's data cast once to a model's float dtype, for every setting
+    trained in this process; without it each setting's ``fit`` and ``evaluate``
+    copied the data again (float64 data, float32 models), and NumPy lets go of
+    the GIL during such a copy: in a threaded search the other worker's Python
+    (building its model) then held this one up.  Only C-contiguous, aligned,
+    native float arrays are cast (exactly as ``fit`` would cast them); anything
+    else goes to ``fit`` as it is.  Pickled empty: each process casts its own."""
+
+    def __init__(self):
+        self._lock = threading.Lock()
+        self._done: dict = {}  # dtype -> (the arrays given, their casts)
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__()
+
+    def __call__(self, dtype, arrays: tuple) -> tuple:
+        """``arrays`` cast to ``dtype`` (a model's; anything but float32 and
+        float64 leaves them as they are)."""
+        try:
+            dtype = None if dtype is None else np.dtype(dtype)
+        except TypeError:
+            dtype = None
+        if dtype not in (np.float32, np.float64):
+            return arrays
+        with self._lock:
+            done = self._done.get(dtype)
+            if done is None or any(a is not b for a, b in zip(done[0], arrays)):
+                done = (arrays, tuple(_cast(a, dtype) for a in arrays))
+                self._done[dtype] = done
+        return done[1]
+
+
+def _cast(a, dtype: np.dtype):
+    if (type(a) is np.ndarray and a.dtype.kind == "f" and a.dtype.isnative and a.dtype != dtype
+            and a.flags.c_contiguous and a.flags.aligned):
+        return a.astype(dtype)
+    return a
+
+
 def _train_setting(task: tuple, x, y, x_val, y_val) -> dict:
     """One setting of a grid (a task of ``map_tasks``): build, fit, the last epoch's
     logs.  The validation logs are those ``fit(validation_data=...)`` gives for
     its last epoch, from one ``evaluate`` after training: fit then runs all its
     epochs in C without the GIL, instead of returning to Python to evaluate
     after every epoch."""
-    build_model, model_params, fit_args = task
+    build_model, model_params, fit_args, casts = task
     model = build_model(**model_params)
+    x, y, x_val, y_val = casts(getattr(model, "dtype", None), (x, y, x_val, y_val))
     history = model.fit(x, y, verbose=0, **fit_args)
     logs = {k: v[-1] for k, v in history.history.items() if v}
     logs.update({"val_" + k: v for k, v in model.evaluate(x_val, y_val, return_dict=True).items()})
