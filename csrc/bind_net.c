@@ -740,26 +740,21 @@ static PyObject *net_views(NetObject *self, PyObject *args, PyObject *kwds)
 static PyObject *net_get_layout(NetObject *self, void *closure)
 {
     const fo_net *net = &self->net;
-    PyObject *t = PyList_New(0);
-    for (size_t l = 0; t && l < net->n_layers; l++) {
-        PyObject *k = Py_BuildValue("(n(nn))", (Py_ssize_t)net->kernel_off[l],
-                                    (Py_ssize_t)net->units[l], (Py_ssize_t)net->units[l + 1]);
-        if (!k || PyList_Append(t, k) < 0)
+    const size_t nv = n_variables(net);
+    PyObject *t = PyTuple_New((Py_ssize_t)nv);
+    for (size_t k = 0; t && k < nv; k++) {
+        int nd;
+        npy_intp dims[2];
+        size_t off;
+        variable_shape(net, k, &nd, dims, &off);
+        PyObject *e = nd == 2 ? Py_BuildValue("(n(nn))", (Py_ssize_t)off, (Py_ssize_t)dims[0], (Py_ssize_t)dims[1])
+                              : Py_BuildValue("(n(n))", (Py_ssize_t)off, (Py_ssize_t)dims[0]);
+        if (e == NULL)
             Py_CLEAR(t);
-        Py_XDECREF(k);
-        if (t && net->use_bias[l]) {
-            PyObject *b = Py_BuildValue("(n(n))", (Py_ssize_t)net->bias_off[l],
-                                        (Py_ssize_t)net->units[l + 1]);
-            if (!b || PyList_Append(t, b) < 0)
-                Py_CLEAR(t);
-            Py_XDECREF(b);
-        }
+        else
+            PyTuple_SET_ITEM(t, (Py_ssize_t)k, e);
     }
-    if (t == NULL)
-        return NULL;
-    PyObject *r = PyList_AsTuple(t);
-    Py_DECREF(t);
-    return r;
+    return t;
 }
 
 static PyObject *net_get_n_params(NetObject *self, void *c)
