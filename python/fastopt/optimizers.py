@@ -449,6 +449,12 @@ class Optimizer(_core.OptimizerBase):
         self._step[0] = calls
 
     @property
+    def _accumulated_steps(self) -> int:
+        """The calls into the current gradient-accumulation cycle (0 without accumulation)."""
+        acc = self.gradient_accumulation_steps
+        return int(self._step[0]) % acc if acc else 0
+
+    @property
     def built(self) -> bool:
         """Whether the optimizer has made state for some variable (Keras' ``built``)."""
         return self._built or not self._state.empty()
@@ -818,7 +824,7 @@ class Optimizer(_core.OptimizerBase):
                 state["average"] = [kept[_EMA].copy() for kept in per_var]
             if self.gradient_accumulation_steps:
                 state["accumulators"] = [kept[_ACCUM].copy() for kept in per_var]
-                state["accumulated_steps"] = int(self._step[0]) % self.gradient_accumulation_steps
+                state["accumulated_steps"] = self._accumulated_steps
             return state
 
     def set_state(self, state: dict[str, Any], variables: Sequence[np.ndarray]) -> None:

@@ -81,7 +81,7 @@ def _model_state(model) -> dict[str, Any]:
             "optimizer": opt, "iterations": None if opt is None else opt.iterations,
             # calls into the current gradient-accumulation cycle: with the accumulators
             # (a slot), a model saved mid-cycle resumes mid-cycle
-            "accumulated_steps": int(opt._step[0]) % opt.gradient_accumulation_steps
+            "accumulated_steps": opt._accumulated_steps
             if opt is not None and opt.gradient_accumulation_steps else None,
             "params": model._params if model.built else None, "slots": slots,
             "rng_state": model._rng_state, "init_rng": model._init_rng.bit_generator.state}
